@@ -1,0 +1,80 @@
+/**
+ * createActivities(deps): thin adapters from workflow intent to src/ services. The worker wires
+ * the real dependencies; tests wire the same functions to the WAF emulator.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { checkRemediation, PolicyError, type PolicyLimits, type SetAction } from '../src/domain/policy';
+import type { WafGateway, SetChangeResult } from '../src/waf/gateway';
+import { ErrorTypes, toApplicationFailure } from './errors';
+
+export interface ActivityDeps {
+  waf: WafGateway;
+  limits: PolicyLimits;
+}
+
+export interface ValidateInput {
+  targets: string[];
+  action: string;
+  ttlMs: number;
+  observeMs: number;
+}
+
+export interface ValidatedRemediation {
+  /** Normalised CIDRs, duplicates removed. */
+  targets: string[];
+  /** The caps the workflow keeps applying after validation (extend, …). */
+  limits: PolicyLimits;
+}
+
+export interface SetChangeInput {
+  action: SetAction;
+  cidrs: string[];
+}
+
+async function wafCall(call: () => Promise<SetChangeResult>): Promise<SetChangeResult> {
+  try {
+    return await call();
+  } catch (err) {
+    throw toApplicationFailure(err);
+  }
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    /** Policy check with the worker's limits; a refusal is permanent and says why. */
+    async validateRemediation(input: ValidateInput): Promise<ValidatedRemediation> {
+      try {
+        const checked = checkRemediation(input, deps.limits);
+        return { targets: checked.targets.map((t) => t.cidr), limits: deps.limits };
+      } catch (err) {
+        if (!(err instanceof PolicyError)) throw err;
+        throw ApplicationFailure.create({
+          type: ErrorTypes.PolicyRejected,
+          message: err.message,
+          nonRetryable: true,
+          details: [err.problems],
+        });
+      }
+    },
+
+    /** Adds the CIDRs to the action's managed IP sets (read-modify-write with the lock token). */
+    async addToIpSet(input: SetChangeInput): Promise<SetChangeResult> {
+      return wafCall(() => deps.waf.apply(input.action, input.cidrs));
+    },
+
+    /** Removes the CIDRs from the action's managed IP sets; already gone is a no-op. */
+    async removeFromIpSet(input: SetChangeInput): Promise<SetChangeResult> {
+      try {
+        return await deps.waf.release(input.action, input.cidrs);
+      } catch (err) {
+        // A set that no longer exists holds nothing to release.
+        if ((err as Error).name === ErrorTypes.WafNotProvisioned) {
+          return { setsWritten: [], changed: [], unchanged: input.cidrs, lockConflicts: 0 };
+        }
+        throw toApplicationFailure(err);
+      }
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,51 @@
+// @ts-check
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', '.tools/', '.perimeter/', 'coverage/'] },
+  {
+    files: ['**/*.ts'],
+    extends: [...tseslint.configs.recommended],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // Workflow code runs in Temporal's deterministic sandbox: no Node built-ins, no SDKs that do
+    // I/O, no implementation modules — only Temporal's workflow API, pure domain code and types.
+    files: ['workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'Node built-ins are not available in workflows.' },
+            {
+              group: ['fs', 'path', 'os', 'crypto', 'child_process', 'net', 'http', 'https', 'events', 'util'],
+              message: 'Node built-ins are not available in workflows.',
+            },
+            { group: ['@aws-sdk/*', '@slack/*', '@temporalio/worker', '@temporalio/client'], message: 'I/O belongs in activities.' },
+            {
+              group: ['../src/*', '!../src/domain', '../src/*/*', '!../src/domain/*'],
+              message: 'Workflows may import only src/domain (pure code); call activities for the rest.',
+            },
+            {
+              regex: '^\.\./activities(/index)?$',
+              allowTypeImports: true,
+              message: 'Import activities as types only (proxyActivities<Activities>).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    extends: [tseslint.configs.disableTypeChecked],
+  },
+);

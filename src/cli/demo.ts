@@ -1,0 +1,179 @@
+/**
+ * `npm run demo`: the local stack plus a scripted minute of attacks — detections become
+ * incidents, blocks appear in the WAF emulator's IP sets, one is released by its TTL, one by
+ * an operator, and bad input is refused — so a newcomer sees the whole loop.
+ */
+import { Connection, Client } from '@temporalio/client';
+import {
+  incidentStatus,
+  listRemediations,
+  releaseRemediation,
+  startRemediation,
+  waitUntilSettled,
+  type Detection,
+} from '../client/remediation';
+import { PolicyError } from '../domain/policy';
+import { createWafClient } from '../waf/client';
+import { managedWafStatus } from '../waf/provision';
+import { Wafv2Gateway } from '../waf/wafv2-gateway';
+import type { DevStack } from '../dev/stack';
+import { assertPortFree, freePort } from '../dev/services';
+import { incidentUrl } from './context';
+import { remediationTable, setTable, timeline } from './format';
+import { startAndAnnounce, stopOnSignal } from './dev';
+
+const say = (line = '') => console.log(line);
+const step = (n: number, text: string) => say(`\n── ${n}. ${text}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function portOr(preferred: number): Promise<number> {
+  return assertPortFree(preferred, '').then(
+    () => preferred,
+    () => freePort(),
+  );
+}
+
+function sqliProbe(ip: string, n: number): string {
+  return `${ip} - - "GET /api/search?q=1'%20UNION%20SELECT%20password%20FROM%20users--&page=${n} HTTP/1.1" 403`;
+}
+
+async function scenario(stack: DevStack, client: Client): Promise<void> {
+  const { config } = stack;
+  const deps = { client, config };
+  const gateway = new Wafv2Gateway({
+    client: createWafClient(config.waf),
+    scope: config.waf.scope,
+    setPrefix: config.waf.setPrefix,
+    lockRetries: 8,
+  });
+  const setName = (action: string, family = 'ipv4') => `${config.waf.setPrefix}-${action}-${family}-0`;
+  const showSet = async (action: string, family = 'ipv4') =>
+    say(`   ${setName(action, family)}: [${(await gateway.addresses(setName(action, family))).join(', ')}]`);
+
+  step(1, 'A log detector sees 203.0.113.42 send SQL-injection probes → incident with a 5 s dry run, 20 s TTL');
+  const attack: Detection = {
+    targets: ['203.0.113.42'],
+    action: 'block',
+    ttlMs: 20_000,
+    observeMs: 5_000,
+    reason: '40 SQL-injection probes in 60 s',
+    detector: 'demo-log-detector',
+    requestedBy: 'demo',
+    evidence: { classes: { sqli: 40 }, samples: [sqliProbe('203.0.113.42', 1), sqliProbe('203.0.113.42', 2)] },
+  };
+  const [first] = await startRemediation(deps, attack);
+  if (!first) throw new Error('no incident started');
+  say(`   started ${first.workflowId}`);
+  say(`   ${incidentUrl(config, first.workflowId)}`);
+  await sleep(1_000);
+  say('   observing: the address is only counted, not blocked —');
+  await showSet('count');
+  await showSet('block');
+
+  step(2, 'The attacker keeps going: repeat detections join the open incident as evidence, not a second block');
+  for (let i = 0; i < 2; i++) {
+    const [again] = await startRemediation(deps, {
+      ...attack,
+      evidence: { classes: { sqli: 12, traversal: 3 }, samples: [sqliProbe('203.0.113.42', 3 + i)] },
+    });
+    say(`   detection joined ${again?.workflowId}`);
+  }
+
+  step(3, 'Two more detections: an XSS burst from a /24 (challenge) and an IPv6 scanner (block)');
+  const xss = await startRemediation(deps, {
+    targets: ['198.51.100.0/24'],
+    action: 'challenge',
+    ttlMs: 120_000,
+    reason: 'XSS payloads from 37 addresses in one /24',
+    detector: 'demo-log-detector',
+    requestedBy: 'demo',
+    evidence: { classes: { xss: 37 } },
+  });
+  const v6 = await startRemediation(deps, {
+    targets: ['2001:db8:bad::/48'],
+    action: 'block',
+    ttlMs: 120_000,
+    reason: 'scanner user agent (sqlmap) probing /admin',
+    detector: 'demo-log-detector',
+    requestedBy: 'demo',
+    evidence: { classes: { scanner: 210 } },
+  });
+  for (const s of [...xss, ...v6]) say(`   ${s.target} → ${s.workflowId}`);
+
+  step(4, 'Bad input is refused before anything starts');
+  for (const bad of [
+    { targets: ['0.0.0.0/0'], ttlMs: 60_000 },
+    { targets: ['10.1.2.3'], ttlMs: 60_000 },
+    { targets: ['203.0.113.300'], ttlMs: 60_000 },
+    { targets: ['203.0.113.9'], ttlMs: 30 * 86_400_000 },
+  ]) {
+    try {
+      await startRemediation(deps, { ...bad, reason: 'demo', detector: 'demo', requestedBy: 'demo' });
+      say(`   !! ${bad.targets[0]} was accepted`);
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      say(`   refused: ${err.message}`);
+    }
+  }
+
+  step(5, 'The dry run ends; the block is applied');
+  const active = await waitUntilSettled(client, first.workflowId, 30_000);
+  say(`   ${first.target} is ${active.state} until ${active.expiresAt}`);
+  await showSet('block');
+  await showSet('challenge');
+  await showSet('block', 'ipv6');
+  say('');
+  say(setTable(await managedWafStatus({ ...provisionOf(stack), client: createWafClient(config.waf) })));
+  say('');
+  say(remediationTable(await listRemediations(client)));
+
+  step(6, 'An operator releases the /24 early (`perimeter unblock 198.51.100.0/24`)');
+  const released = await releaseRemediation(client, '198.51.100.0/24', { by: 'demo-operator', reason: 'false positive' });
+  say(`   ${released.workflowId}: ${released.state}`);
+  await showSet('challenge');
+
+  step(7, `Waiting for the 20 s TTL of ${first.target} to end …`);
+  const deadline = Date.now() + 40_000;
+  while ((await gateway.check('block', [first.target])).present.length > 0 && Date.now() < deadline) await sleep(250);
+  const after = await waitUntilSettled(client, first.workflowId, 1_000).catch(() => incidentStatus(client, first.workflowId));
+  say(`   ${first.target}: ${after.state} at ${after.releasedAt ?? '?'}`);
+  await showSet('block');
+
+  step(8, `The incident's story (\`perimeter show ${first.target}\`)`);
+  say(timeline(first.workflowId, await incidentStatus(client, first.workflowId)));
+}
+
+function provisionOf(stack: DevStack) {
+  return { scope: stack.config.waf.scope, setPrefix: stack.config.waf.setPrefix, webAcl: stack.config.waf.webAcl };
+}
+
+export async function runDemo(options: { keep: boolean }): Promise<void> {
+  const stack = await startAndAnnounce({
+    temporalPort: await portOr(7233),
+    uiPort: await portOr(8233),
+    wafPort: await portOr(5000),
+  });
+  const connection = await Connection.connect({ address: stack.temporal.address });
+  const client = new Client({ connection, namespace: stack.config.temporal.namespace });
+  try {
+    await scenario(stack, client);
+  } catch (err) {
+    await connection.close();
+    await stack.stop();
+    throw err;
+  }
+  if (options.keep) {
+    say(`\nThe stack keeps running: open ${stack.temporal.uiUrl} to read each incident's timeline.`);
+    say('The IPv6 block expires by itself in about 2 minutes. Ctrl-C stops everything.');
+    await connection.close();
+    await stopOnSignal(stack);
+    return;
+  }
+  say('\nReleasing what is still held, then stopping the stack …');
+  for (const r of await listRemediations(client)) {
+    await releaseRemediation(client, r.workflowId, { by: 'demo', reason: 'demo finished' });
+  }
+  await connection.close();
+  await stack.stop();
+  say('done.');
+}

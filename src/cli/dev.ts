@@ -1,0 +1,60 @@
+/** `perimeter dev`: the whole local stack in one process tree, until Ctrl-C. */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { startDevStack, type DevStack } from '../dev/stack';
+import { allManagedSets } from '../waf/names';
+import { cliEnv } from './context';
+
+export interface DevOptions {
+  temporalPort: number;
+  uiPort: number;
+  wafPort: number;
+}
+
+export async function startAndAnnounce(options: DevOptions): Promise<DevStack> {
+  const env = cliEnv();
+  // The worker's start-up chatter (bundling, state changes) hides the stack's own summary.
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const stack = await startDevStack({ ...options, env, log: (line) => console.log(`[dev] ${line}`) });
+  const { config } = stack;
+  const sets = allManagedSets(config.waf.setPrefix).map((s) => s.name);
+  console.log(
+    [
+      '',
+      'Self-Healing Perimeter — local stack is up (127.0.0.1)',
+      `  Temporal Web UI   ${stack.temporal.uiUrl}`,
+      `  Temporal gRPC     ${stack.temporal.address}   (namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue})`,
+      `  WAF emulator      ${stack.waf.endpoint}   (web ACL "${config.waf.webAcl}", ${config.waf.scope})`,
+      `  managed IP sets   ${sets.join(', ')}`,
+      `  state & logs      ${config.stateDir}`,
+      '',
+      'Other `perimeter` commands in this folder find this stack by themselves; elsewhere use:',
+      `  export TEMPORAL_ADDRESS=${stack.temporal.address} AWS_ENDPOINT_URL_WAFV2=${stack.waf.endpoint}`,
+      '',
+    ].join('\n'),
+  );
+  return stack;
+}
+
+/** Stops the stack once, on the first of SIGINT / SIGTERM; resolves when all is down. */
+export function stopOnSignal(stack: DevStack): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`\n[dev] ${signal}: stopping worker, WAF emulator and Temporal …`);
+      void stack.stop().then(() => {
+        console.log('[dev] stopped');
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
+export async function runDev(options: DevOptions): Promise<void> {
+  const stack = await startAndAnnounce(options);
+  console.log('Ctrl-C stops everything.');
+  await stopOnSignal(stack);
+}

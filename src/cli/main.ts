@@ -1,0 +1,234 @@
+/** `perimeter` — the command line. Every command goes through src/client, like detectors do. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { ConfigError, loadConfig } from '../config';
+import {
+  extendRemediation,
+  incidentStatus,
+  listRemediations,
+  releaseRemediation,
+  resolveIncidentId,
+  startRemediation,
+  waitUntilSettled,
+} from '../client/remediation';
+import { DurationError, formatDuration, parseDuration } from '../domain/durations';
+import { PolicyError, REMEDIATION_ACTIONS } from '../domain/policy';
+import { TargetError } from '../domain/targets';
+import { createWafClient } from '../waf/client';
+import { initManagedWaf, managedWafStatus } from '../waf/provision';
+import { createPerimeterWorker } from '../worker';
+import { cliConfig, incidentUrl, whoAmI, withTemporal } from './context';
+import { remediationTable, setTable, timeline } from './format';
+import { runDemo } from './demo';
+import { runDev } from './dev';
+
+/** A refusal the user can act on: printed without a stack trace, exit code 2. */
+class UsageError extends Error {}
+
+function duration(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError(`"${value}" is not a TCP port`);
+  return n;
+}
+
+const print = (value: unknown) => console.log(typeof value === 'string' ? value : JSON.stringify(value, null, 2));
+
+function provisionOptions() {
+  const config = cliConfig();
+  return {
+    client: createWafClient(config.waf),
+    scope: config.waf.scope,
+    setPrefix: config.waf.setPrefix,
+    webAcl: config.waf.webAcl,
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('perimeter')
+    .description('Self-Healing Perimeter: durable, reversible AWS WAF remediations on Temporal')
+    .showHelpAfterError();
+
+  program
+    .command('dev')
+    .description('run the local stack: Temporal dev server + Web UI, WAF emulator, worker (Ctrl-C stops all)')
+    .option('--temporal-port <port>', 'Temporal gRPC port', port, 7233)
+    .option('--ui-port <port>', 'Temporal Web UI port', port, 8233)
+    .option('--waf-port <port>', 'WAF emulator port', port, 5000)
+    .action((o: { temporalPort: number; uiPort: number; wafPort: number }) => runDev(o));
+
+  program
+    .command('demo')
+    .description('run the local stack and a short scripted attack scenario')
+    .option('--keep', 'keep the stack running after the scenario (default when run in a terminal)')
+    .option('--no-keep', 'stop when the scenario ends')
+    .action((o: { keep?: boolean }) => runDemo({ keep: o.keep ?? (process.stdout.isTTY && !process.env.CI) }));
+
+  program
+    .command('worker')
+    .description('run the worker alone (production)')
+    .action(async () => {
+      const config = loadConfig(process.env);
+      const { worker, connection } = await createPerimeterWorker(config);
+      console.error(`worker polling task queue "${config.temporal.taskQueue}" on ${config.temporal.address}`);
+      await worker.run();
+      await connection.close();
+    });
+
+  const waf = program.command('waf').description('the managed WAF resources');
+  waf
+    .command('init')
+    .description('create or adopt the managed IP sets and their web ACL rules (idempotent)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) => {
+      const report = await initManagedWaf(provisionOptions());
+      if (o.json) return print(report);
+      print(`web ACL ${report.webAcl}`);
+      print(`  IP sets created: ${report.createdSets.join(', ') || 'none'}; adopted: ${report.adoptedSets.length}`);
+      print(`  rules added: ${report.addedRules.join(', ') || 'none'}; adopted: ${report.adoptedRules.length}`);
+    });
+  waf
+    .command('status')
+    .description('list the managed IP sets with their fill')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) => {
+      const sets = await managedWafStatus(provisionOptions());
+      print(o.json ? sets : setTable(sets));
+    });
+
+  program
+    .command('block')
+    .description('start (or join) the incident workflow for each target')
+    .argument('<targets...>', 'IP addresses or CIDRs')
+    .requiredOption('--ttl <duration>', 'how long the remediation holds, e.g. 15m, 1h, 7d', duration)
+    .addOption(new Option('--action <action>', 'what the WAF does').choices(REMEDIATION_ACTIONS).default('block'))
+    .option('--observe <duration>', 'dry-run window in the count set first (default PERIMETER_DEFAULT_OBSERVE)', duration)
+    .option('--reason <text>', 'why, for the timeline', 'manual block')
+    .option('--json', 'wait until applied, then print {workflowId, targets, expiresAt} (one line per target)')
+    .action(
+      async (
+        targets: string[],
+        o: { ttl: number; action: string; observe?: number; reason: string; json?: boolean },
+      ) => {
+        const config = cliConfig();
+        await withTemporal(config, async (client) => {
+          const started = await startRemediation(
+            { client, config },
+            {
+              targets,
+              action: o.action,
+              ttlMs: o.ttl,
+              ...(o.observe !== undefined ? { observeMs: o.observe } : {}),
+              reason: o.reason,
+              detector: 'cli',
+              requestedBy: whoAmI(),
+              evidence: { classes: {} },
+            },
+          );
+          for (const s of started) {
+            if (!o.json) {
+              print(`${s.target}: ${s.action} for ${formatDuration(s.ttlMs)} → ${s.workflowId}`);
+              print(`  ${incidentUrl(config, s.workflowId)}`);
+              continue;
+            }
+            const wait = (o.observe ?? config.policy.defaultObserveMs) + 60_000;
+            const status = await waitUntilSettled(client, s.workflowId, wait);
+            console.log(
+              JSON.stringify({ workflowId: s.workflowId, targets: status.targets, expiresAt: status.expiresAt ?? null, state: status.state }),
+            );
+          }
+        });
+      },
+    );
+
+  program
+    .command('unblock')
+    .description('release a remediation now')
+    .argument('<target-or-workflow-id>')
+    .option('--reason <text>', 'why, for the timeline')
+    .action(async (id: string, o: { reason?: string }) => {
+      const config = cliConfig();
+      await withTemporal(config, async (client) => {
+        const r = await releaseRemediation(client, id, { by: whoAmI(), ...(o.reason ? { reason: o.reason } : {}) });
+        print(r.accepted ? `${r.workflowId}: ${r.state}` : `${r.workflowId}: nothing to do, already ${r.state}`);
+      });
+    });
+
+  program
+    .command('extend')
+    .description('add time to a remediation')
+    .argument('<target-or-workflow-id>')
+    .requiredOption('--ttl <duration>', 'time to add to the current expiry', duration)
+    .action(async (id: string, o: { ttl: number }) => {
+      const config = cliConfig();
+      await withTemporal(config, async (client) => {
+        const r = await extendRemediation(client, id, { by: whoAmI(), byMs: o.ttl });
+        print(`${r.workflowId}: now expires ${r.expiresAt}`);
+      });
+    });
+
+  program
+    .command('list')
+    .description('active remediations')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) => {
+      const config = cliConfig();
+      await withTemporal(config, async (client) => {
+        const items = await listRemediations(client);
+        print(o.json ? items : remediationTable(items));
+      });
+    });
+
+  program
+    .command('show')
+    .description("an incident's timeline: detection, observation, approval, apply, release")
+    .argument('<target-or-workflow-id>')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const config = cliConfig();
+      await withTemporal(config, async (client) => {
+        const status = await incidentStatus(client, id);
+        const workflowId = resolveIncidentId(id);
+        print(o.json ? { workflowId, ...status } : `${timeline(workflowId, status)}\n\n  ${incidentUrl(config, workflowId)}`);
+      });
+    });
+
+  return program;
+}
+
+/** Maps the errors a person can act on to one clear line; anything else keeps its stack. */
+export function explain(err: unknown): { message: string; code: number } {
+  if (err instanceof PolicyError) return { message: `refused: ${err.problems.join('\n         ')}`, code: 2 };
+  if (err instanceof TargetError || err instanceof DurationError || err instanceof UsageError) {
+    return { message: err.message, code: 2 };
+  }
+  if (err instanceof ConfigError) return { message: err.message, code: 2 };
+  if (err instanceof WorkflowUpdateFailedError) {
+    return { message: `refused: ${(err.cause as Error | undefined)?.message ?? err.message}`, code: 2 };
+  }
+  if (err instanceof WorkflowNotFoundError) return { message: `no such incident: ${err.workflowId}`, code: 1 };
+  if (err instanceof WorkflowFailedError) {
+    const cause = err.cause as (Error & { type?: string; cause?: Error & { type?: string } }) | undefined;
+    const root = cause?.cause ?? cause;
+    return { message: `incident failed: ${root?.type ?? root?.name}: ${root?.message}`, code: 1 };
+  }
+  return { message: err instanceof Error ? (err.stack ?? err.message) : String(err), code: 1 };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    const { message, code } = explain(err);
+    console.error(`perimeter: ${message}`);
+    process.exitCode = code;
+  }
+}

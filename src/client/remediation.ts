@@ -1,0 +1,201 @@
+/**
+ * The client path every caller uses — detectors, the CLI, later the ingest endpoint and Slack:
+ * check the request locally (bad input starts nothing), then signal-with-start the target's
+ * incident workflow so a repeat detection joins the open incident instead of blocking twice.
+ */
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
+import type { Config } from '../config';
+import { formatDuration } from '../domain/durations';
+import { checkRemediation, type RemediationAction } from '../domain/policy';
+import { parseTarget } from '../domain/targets';
+import {
+  extendUpdate,
+  ipWorkflowId,
+  releaseUpdate,
+  searchAttributes,
+  sightingSignal,
+  statusQuery,
+  type ExtendResult,
+  type IncidentStatus,
+  type ReleaseResult,
+  type Sighting,
+  WORKFLOW_ID_PREFIX,
+} from '../../workflows/definitions';
+import type { remediate } from '../../workflows/remediate';
+
+export interface Detection {
+  targets: string[];
+  /** Defaults to block. */
+  action?: string;
+  /** Defaults to the configured default TTL. */
+  ttlMs?: number;
+  /** Defaults to the configured default observation window. */
+  observeMs?: number;
+  reason: string;
+  detector: string;
+  requestedBy: string;
+  /** Evidence travelling with the detection; becomes the incident's first sighting. */
+  evidence?: Omit<Sighting, 'detector' | 'at'> & { at?: string };
+}
+
+export interface StartedRemediation {
+  workflowId: string;
+  target: string;
+  action: RemediationAction;
+  ttlMs: number;
+}
+
+export interface ClientDeps {
+  client: Client;
+  config: Config;
+}
+
+function limitsOf(config: Config) {
+  return { ...config.policy };
+}
+
+/** Starts (or joins) one incident workflow per target. Throws PolicyError before starting anything. */
+export async function startRemediation(deps: ClientDeps, detection: Detection): Promise<StartedRemediation[]> {
+  const { config, client } = deps;
+  const checked = checkRemediation(
+    {
+      targets: detection.targets,
+      action: detection.action ?? 'block',
+      ttlMs: detection.ttlMs ?? config.policy.defaultTtlMs,
+      observeMs: detection.observeMs ?? config.policy.defaultObserveMs,
+    },
+    limitsOf(config),
+  );
+  const sighting: Sighting = {
+    classes: {},
+    ...detection.evidence,
+    at: detection.evidence?.at ?? new Date().toISOString(),
+    detector: detection.detector,
+  };
+  const started: StartedRemediation[] = [];
+  for (const target of checked.targets) {
+    const workflowId = ipWorkflowId(target.cidr);
+    await client.workflow.signalWithStart<typeof remediate, [Sighting]>('remediate', {
+      workflowId,
+      taskQueue: config.temporal.taskQueue,
+      args: [
+        {
+          targets: [target.cidr],
+          action: checked.action,
+          ttlMs: checked.ttlMs,
+          observeMs: checked.observeMs,
+          approval: 'none',
+          reason: detection.reason,
+          detector: detection.detector,
+          requestedBy: detection.requestedBy,
+        },
+      ],
+      signal: sightingSignal,
+      signalArgs: [sighting],
+      staticSummary: `${checked.action} ${target.cidr} for ${formatDuration(checked.ttlMs)} — ${detection.reason}`,
+      staticDetails: [
+        `**Target** ${target.cidr}`,
+        `**Action** ${checked.action}`,
+        `**TTL** ${formatDuration(checked.ttlMs)} · **observe** ${formatDuration(checked.observeMs)}`,
+        `**Detector** ${detection.detector} · **requested by** ${detection.requestedBy}`,
+        `**Reason** ${detection.reason}`,
+      ].join('\n\n'),
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: searchAttributes.target, value: [target.cidr] },
+        { key: searchAttributes.action, value: checked.action },
+        { key: searchAttributes.detector, value: detection.detector },
+        { key: searchAttributes.state, value: 'validating' },
+      ]),
+    });
+    started.push({ workflowId, target: target.cidr, action: checked.action, ttlMs: checked.ttlMs });
+  }
+  return started;
+}
+
+/** A workflow ID, or a target whose incident ID is derived from its normalised CIDR. */
+export function resolveIncidentId(idOrTarget: string): string {
+  if (idOrTarget.startsWith(WORKFLOW_ID_PREFIX)) return idOrTarget;
+  return ipWorkflowId(parseTarget(idOrTarget).cidr);
+}
+
+function handleFor(client: Client, idOrTarget: string): WorkflowHandle<typeof remediate> {
+  return client.workflow.getHandle<typeof remediate>(resolveIncidentId(idOrTarget));
+}
+
+export async function releaseRemediation(
+  client: Client,
+  idOrTarget: string,
+  request: { by: string; reason?: string },
+): Promise<ReleaseResult & { workflowId: string }> {
+  const handle = handleFor(client, idOrTarget);
+  const result = await handle.executeUpdate(releaseUpdate, { args: [request] });
+  return { ...result, workflowId: handle.workflowId };
+}
+
+export async function extendRemediation(
+  client: Client,
+  idOrTarget: string,
+  request: { by: string; byMs: number },
+): Promise<ExtendResult & { workflowId: string }> {
+  const handle = handleFor(client, idOrTarget);
+  const result = await handle.executeUpdate(extendUpdate, { args: [request] });
+  return { ...result, workflowId: handle.workflowId };
+}
+
+export async function incidentStatus(client: Client, idOrTarget: string): Promise<IncidentStatus> {
+  return handleFor(client, idOrTarget).query(statusQuery);
+}
+
+const SETTLED = ['active', 'released', 'stood-down', 'rejected'];
+
+/**
+ * Waits until the incident has applied its remediation (or ended without it). Surfaces the
+ * workflow's failure — a policy refusal, a WAF error — as the error it is.
+ */
+export async function waitUntilSettled(client: Client, workflowId: string, timeoutMs: number): Promise<IncidentStatus> {
+  const handle = client.workflow.getHandle<typeof remediate>(workflowId);
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
+    const description = await handle.describe();
+    if (description.status.name !== 'RUNNING') {
+      await handle.result(); // throws WorkflowFailedError when it failed
+      return handle.query(statusQuery);
+    }
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    if (status && SETTLED.includes(status.state)) return status;
+    if (Date.now() > deadline) throw new Error(`${workflowId} did not apply within ${formatDuration(timeoutMs)}`);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+export interface ActiveRemediation {
+  workflowId: string;
+  targets: string[];
+  action: string;
+  state: string;
+  detector: string;
+  expiresAt: string | undefined;
+  startedAt: string;
+}
+
+/** Open incidents, from Temporal's visibility store (search attributes only; no worker needed). */
+export async function listRemediations(client: Client): Promise<ActiveRemediation[]> {
+  const out: ActiveRemediation[] = [];
+  const query = `WorkflowType = 'remediate' AND ExecutionStatus = 'Running'`;
+  for await (const wf of client.workflow.list({ query })) {
+    const sa = wf.typedSearchAttributes;
+    out.push({
+      workflowId: wf.workflowId,
+      targets: sa.get(searchAttributes.target) ?? [],
+      action: sa.get(searchAttributes.action) ?? '?',
+      state: sa.get(searchAttributes.state) ?? '?',
+      detector: sa.get(searchAttributes.detector) ?? '?',
+      expiresAt: sa.get(searchAttributes.expiresAt)?.toISOString(),
+      startedAt: wf.startTime.toISOString(),
+    });
+  }
+  return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+}
+
+export { WorkflowNotFoundError };

@@ -1,0 +1,137 @@
+/**
+ * The one place configuration is read and validated. Callers pass an environment map
+ * (normally `process.env`); nothing else in the project reads `process.env`.
+ */
+import { z } from 'zod';
+import { DurationError, formatDuration, parseDuration } from './domain/durations';
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      try {
+        return parseDuration(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: err instanceof DurationError ? err.message : String(err) });
+        return z.NEVER;
+      }
+    });
+
+const prefixLength = (fallback: number, max: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+
+const namePart = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,60}$/, 'letters, digits, "-" and "_" only, at most 60 characters');
+
+export const configSchema = z
+  .object({
+    TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    /** Where people open incidents; used for links in output and messages. */
+    PERIMETER_TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
+    AWS_REGION: z.string().min(1).default('us-east-1'),
+    /** The WAFv2 endpoint override (the local emulator); unset means real AWS. */
+    AWS_ENDPOINT_URL_WAFV2: z.url().optional(),
+    PERIMETER_TASK_QUEUE: z.string().min(1).default('perimeter'),
+    PERIMETER_WAF_SCOPE: z.enum(['REGIONAL', 'CLOUDFRONT']).default('REGIONAL'),
+    PERIMETER_SET_PREFIX: namePart.default('perimeter'),
+    PERIMETER_WEB_ACL: namePart.default('perimeter'),
+    PERIMETER_DEFAULT_TTL: duration('1h'),
+    PERIMETER_MAX_TTL: duration('7d'),
+    PERIMETER_DEFAULT_OBSERVE: duration('0s'),
+    PERIMETER_MAX_OBSERVE: duration('1h'),
+    PERIMETER_MIN_PREFIX_V4: prefixLength(16, 32),
+    PERIMETER_MIN_PREFIX_V6: prefixLength(48, 128),
+    /** Where the local stack keeps its SQLite history, logs and address file. */
+    PERIMETER_STATE_DIR: z.string().min(1).default('.perimeter'),
+    /** Retry budget for one WAF write's lock conflicts inside a single activity attempt. */
+    PERIMETER_WAF_LOCK_RETRIES: z.coerce.number().int().min(0).max(50).default(8),
+  })
+  .superRefine((env, ctx) => {
+    if (env.PERIMETER_WAF_SCOPE === 'CLOUDFRONT' && env.AWS_REGION !== 'us-east-1') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AWS_REGION'],
+        message: 'CLOUDFRONT scope is only served from us-east-1; set AWS_REGION=us-east-1',
+      });
+    }
+    if (env.PERIMETER_MAX_TTL <= 0) {
+      ctx.addIssue({ code: 'custom', path: ['PERIMETER_MAX_TTL'], message: 'must be greater than zero' });
+    }
+    if (env.PERIMETER_DEFAULT_TTL <= 0 || env.PERIMETER_DEFAULT_TTL > env.PERIMETER_MAX_TTL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['PERIMETER_DEFAULT_TTL'],
+        message: `must be greater than zero and at most PERIMETER_MAX_TTL (${formatDuration(env.PERIMETER_MAX_TTL)})`,
+      });
+    }
+    if (env.PERIMETER_DEFAULT_OBSERVE > env.PERIMETER_MAX_OBSERVE) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['PERIMETER_DEFAULT_OBSERVE'],
+        message: 'must be at most PERIMETER_MAX_OBSERVE',
+      });
+    }
+  });
+
+export interface Config {
+  temporal: { address: string; namespace: string; uiUrl: string; taskQueue: string };
+  waf: {
+    region: string;
+    endpoint: string | undefined;
+    scope: 'REGIONAL' | 'CLOUDFRONT';
+    setPrefix: string;
+    webAcl: string;
+    lockRetries: number;
+  };
+  stateDir: string;
+  policy: {
+    defaultTtlMs: number;
+    maxTtlMs: number;
+    defaultObserveMs: number;
+    maxObserveMs: number;
+    minPrefixV4: number;
+    minPrefixV6: number;
+  };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // Empty strings mean "unset", as they do for most shells' `FOO= cmd`.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(config)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  return {
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      uiUrl: e.PERIMETER_TEMPORAL_UI_URL.replace(/\/$/, ''),
+      taskQueue: e.PERIMETER_TASK_QUEUE,
+    },
+    waf: {
+      region: e.AWS_REGION,
+      endpoint: e.AWS_ENDPOINT_URL_WAFV2,
+      scope: e.PERIMETER_WAF_SCOPE,
+      setPrefix: e.PERIMETER_SET_PREFIX,
+      webAcl: e.PERIMETER_WEB_ACL,
+      lockRetries: e.PERIMETER_WAF_LOCK_RETRIES,
+    },
+    stateDir: e.PERIMETER_STATE_DIR,
+    policy: {
+      defaultTtlMs: e.PERIMETER_DEFAULT_TTL,
+      maxTtlMs: e.PERIMETER_MAX_TTL,
+      defaultObserveMs: e.PERIMETER_DEFAULT_OBSERVE,
+      maxObserveMs: e.PERIMETER_MAX_OBSERVE,
+      minPrefixV4: e.PERIMETER_MIN_PREFIX_V4,
+      minPrefixV6: e.PERIMETER_MIN_PREFIX_V6,
+    },
+  };
+}

@@ -1,0 +1,49 @@
+/** The real Temporal dev server (`temporal server start-dev`) from the project-local tools. */
+import { Connection } from '@temporalio/client';
+import path from 'node:path';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/definitions';
+import { startService, toolPath, waitUntilReady, type Service } from './services';
+
+export interface TemporalServerOptions {
+  port: number;
+  /** Omit to run headless (tests). */
+  uiPort?: number;
+  /** SQLite file; omit for an in-memory server that forgets everything when it stops. */
+  dbFile?: string;
+  logFile: string;
+  namespace?: string;
+}
+
+export interface TemporalServer extends Service {
+  address: string;
+  uiUrl: string | undefined;
+}
+
+export async function startTemporalServer(options: TemporalServerOptions): Promise<TemporalServer> {
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--log-level', 'warn'];
+  if (options.uiPort !== undefined) args.push('--ui-port', String(options.uiPort), '--ui-disable-news-fetch');
+  else args.push('--headless');
+  if (options.dbFile) args.push('--db-filename', path.resolve(options.dbFile));
+  if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
+  for (const [key, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) args.push('--search-attribute', `${key}=${type}`);
+
+  const service = startService('temporal', toolPath('temporal'), args, { logFile: options.logFile });
+  const address = `127.0.0.1:${options.port}`;
+  await waitUntilReady(
+    service,
+    async () => {
+      const connection = await Connection.connect({ address, connectTimeout: '1s' });
+      try {
+        await connection.workflowService.describeNamespace({ namespace: options.namespace ?? 'default' });
+      } finally {
+        await connection.close();
+      }
+    },
+    60_000,
+  );
+  return {
+    ...service,
+    address,
+    uiUrl: options.uiPort !== undefined ? `http://127.0.0.1:${options.uiPort}` : undefined,
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * The invariants every remediation request must meet before anything is started or written:
+ * valid targets, a known action, a TTL within the cap. Pure code: the client runs it before
+ * starting a workflow, and the workflow's validate step runs it again with the worker's limits.
+ */
+import { checkTarget, TargetError, type PrefixLimits, type Target } from './targets';
+import { formatDuration } from './durations';
+
+/** What a remediation does to matching requests. `count` is the observation (dry-run) set. */
+export const REMEDIATION_ACTIONS = ['block', 'challenge', 'captcha'] as const;
+export type RemediationAction = (typeof REMEDIATION_ACTIONS)[number];
+export const SET_ACTIONS = ['count', ...REMEDIATION_ACTIONS] as const;
+export type SetAction = (typeof SET_ACTIONS)[number];
+
+export interface PolicyLimits extends PrefixLimits {
+  maxTtlMs: number;
+  maxObserveMs: number;
+}
+
+export interface RemediationRequest {
+  targets: string[];
+  action: string;
+  ttlMs: number;
+  observeMs: number;
+}
+
+export interface CheckedRemediation {
+  targets: Target[];
+  action: RemediationAction;
+  ttlMs: number;
+  observeMs: number;
+}
+
+/** Every problem found in one request, so a person can fix them all at once. */
+export class PolicyError extends Error {
+  override name = 'PolicyError';
+  constructor(readonly problems: string[]) {
+    super(problems.join('; '));
+  }
+}
+
+export function isRemediationAction(value: string): value is RemediationAction {
+  return (REMEDIATION_ACTIONS as readonly string[]).includes(value);
+}
+
+export function checkTtl(ttlMs: number, maxTtlMs: number, what = 'TTL'): string | undefined {
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) return `${what} must be greater than zero`;
+  if (ttlMs > maxTtlMs) {
+    return `${what} ${formatDuration(ttlMs)} exceeds the maximum of ${formatDuration(maxTtlMs)} (PERIMETER_MAX_TTL)`;
+  }
+  return undefined;
+}
+
+export function checkRemediation(request: RemediationRequest, limits: PolicyLimits): CheckedRemediation {
+  const problems: string[] = [];
+  const targets: Target[] = [];
+  if (request.targets.length === 0) problems.push('no target given');
+  for (const input of request.targets) {
+    try {
+      const target = checkTarget(input, limits);
+      if (!targets.some((t) => t.cidr === target.cidr)) targets.push(target);
+    } catch (err) {
+      if (!(err instanceof TargetError)) throw err;
+      problems.push(err.message);
+    }
+  }
+  if (!isRemediationAction(request.action)) {
+    problems.push(`unknown action "${request.action}" (expected one of ${REMEDIATION_ACTIONS.join(', ')})`);
+  }
+  const ttlProblem = checkTtl(request.ttlMs, limits.maxTtlMs);
+  if (ttlProblem) problems.push(ttlProblem);
+  if (!Number.isFinite(request.observeMs) || request.observeMs < 0) {
+    problems.push('observation window must be zero or more');
+  } else if (request.observeMs > limits.maxObserveMs) {
+    problems.push(
+      `observation window ${formatDuration(request.observeMs)} exceeds the maximum of ${formatDuration(limits.maxObserveMs)}`,
+    );
+  }
+  if (problems.length > 0) throw new PolicyError(problems);
+  return { targets, action: request.action as RemediationAction, ttlMs: request.ttlMs, observeMs: request.observeMs };
+}

@@ -1,0 +1,27 @@
+import { WAFV2Client } from '@aws-sdk/client-wafv2';
+import type { Config } from '../config';
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/** True when the endpoint is a local emulator rather than AWS. */
+export function isLocalEndpoint(endpoint: string | undefined): boolean {
+  if (!endpoint) return false;
+  return LOOPBACK.has(new URL(endpoint).hostname);
+}
+
+/**
+ * The SDK client for the configured region and endpoint. Real AWS uses the SDK's default
+ * credential chain; a loopback emulator gets dummy credentials so nothing real is ever needed.
+ */
+export function createWafClient(waf: Config['waf']): WAFV2Client {
+  return new WAFV2Client({
+    region: waf.region,
+    ...(waf.endpoint ? { endpoint: waf.endpoint } : {}),
+    ...(isLocalEndpoint(waf.endpoint)
+      ? { credentials: { accessKeyId: 'perimeter-local', secretAccessKey: 'perimeter-local' } }
+      : {}),
+    // Lock conflicts and throttling are retried by the gateway and by Temporal, which know
+    // what to re-read; the SDK's own retries would only resend a stale lock token.
+    maxAttempts: 2,
+  });
+}

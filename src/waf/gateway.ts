@@ -1,0 +1,30 @@
+/**
+ * The verbs every WAF backend offers. Targets are normalised CIDRs (see domain/targets); each
+ * goes to the set for its action and address family.
+ */
+import type { SetAction } from '../domain/policy';
+
+export interface SetChangeResult {
+  /** Sets that were written (read-modify-write) by this call. */
+  setsWritten: string[];
+  /** CIDRs this call changed: added by `apply`, removed by `release`. */
+  changed: string[];
+  /** CIDRs that were already as wanted (already present / already gone): no-ops. */
+  unchanged: string[];
+  /** UpdateIPSet calls refused for a stale lock token and re-applied. */
+  lockConflicts: number;
+}
+
+export interface CheckResult {
+  present: string[];
+  absent: string[];
+}
+
+export interface WafGateway {
+  /** Adds the CIDRs to the action's sets; adding one already present is a no-op. */
+  apply(action: SetAction, cidrs: string[]): Promise<SetChangeResult>;
+  /** Removes the CIDRs from the action's sets; removing one already gone is a no-op. */
+  release(action: SetAction, cidrs: string[]): Promise<SetChangeResult>;
+  /** Reports which of the CIDRs the action's sets hold. */
+  check(action: SetAction, cidrs: string[]): Promise<CheckResult>;
+}

@@ -1,0 +1,217 @@
+/**
+ * `perimeter waf init` and `perimeter waf status`: create (or adopt, by name) the managed IP sets
+ * and one web ACL rule per set, leaving every rule and set the perimeter does not own untouched.
+ */
+import {
+  CreateIPSetCommand,
+  CreateWebACLCommand,
+  GetIPSetCommand,
+  GetWebACLCommand,
+  ListIPSetsCommand,
+  ListWebACLsCommand,
+  UpdateWebACLCommand,
+  type IPSetSummary,
+  type Rule,
+  type RuleAction,
+  type WAFV2Client,
+  type WebACLSummary,
+} from '@aws-sdk/client-wafv2';
+import type { SetAction } from '../domain/policy';
+import { allManagedSets, IP_SET_CAPACITY, parseManagedSetName, type ManagedSetName } from './names';
+import { WafError } from './wafv2-gateway';
+
+export interface ProvisionOptions {
+  client: WAFV2Client;
+  scope: 'REGIONAL' | 'CLOUDFRONT';
+  setPrefix: string;
+  webAcl: string;
+  lockRetries?: number;
+}
+
+export interface InitReport {
+  webAcl: string;
+  createdSets: string[];
+  adoptedSets: string[];
+  addedRules: string[];
+  adoptedRules: string[];
+}
+
+const RULE_ACTIONS: Record<SetAction, RuleAction> = {
+  count: { Count: {} },
+  block: { Block: {} },
+  challenge: { Challenge: {} },
+  captcha: { Captcha: {} },
+};
+
+const DESCRIPTION = 'Managed by the Self-Healing Perimeter; entries are added and released automatically.';
+
+async function listAll<T>(
+  fetchPage: (marker: string | undefined) => Promise<{ items: T[] | undefined; next: string | undefined }>,
+): Promise<T[]> {
+  const all: T[] = [];
+  let marker: string | undefined;
+  do {
+    const { items, next } = await fetchPage(marker);
+    all.push(...(items ?? []));
+    marker = items?.length ? next : undefined;
+  } while (marker);
+  return all;
+}
+
+export function listIpSets(o: ProvisionOptions): Promise<IPSetSummary[]> {
+  return listAll(async (NextMarker) => {
+    const page = await o.client.send(new ListIPSetsCommand({ Scope: o.scope, Limit: 100, NextMarker }));
+    return { items: page.IPSets, next: page.NextMarker };
+  });
+}
+
+async function findWebAcl(o: ProvisionOptions): Promise<WebACLSummary | undefined> {
+  const acls = await listAll(async (NextMarker) => {
+    const page = await o.client.send(new ListWebACLsCommand({ Scope: o.scope, Limit: 100, NextMarker }));
+    return { items: page.WebACLs, next: page.NextMarker };
+  });
+  return acls.find((a) => a.Name === o.webAcl);
+}
+
+/** Creates the web ACL if it is missing (the local stack only; production adopts an existing one). */
+export async function ensureWebAcl(o: ProvisionOptions): Promise<void> {
+  if (await findWebAcl(o)) return;
+  await o.client.send(
+    new CreateWebACLCommand({
+      Name: o.webAcl,
+      Scope: o.scope,
+      DefaultAction: { Allow: {} },
+      Description: 'Local web ACL for the Self-Healing Perimeter',
+      VisibilityConfig: { SampledRequestsEnabled: true, CloudWatchMetricsEnabled: true, MetricName: o.webAcl },
+    }),
+  );
+}
+
+function setRule(set: ManagedSetName, arn: string, priority: number): Rule {
+  return {
+    Name: set.name,
+    Priority: priority,
+    Action: RULE_ACTIONS[set.action],
+    Statement: { IPSetReferenceStatement: { ARN: arn } },
+    VisibilityConfig: { SampledRequestsEnabled: true, CloudWatchMetricsEnabled: true, MetricName: set.name },
+  };
+}
+
+export async function initManagedWaf(o: ProvisionOptions): Promise<InitReport> {
+  const acl = await findWebAcl(o);
+  if (!acl?.Id) {
+    throw new WafError(
+      'WAFNonexistentItemException',
+      `web ACL "${o.webAcl}" (${o.scope}) not found; create it or set PERIMETER_WEB_ACL to the one to adopt`,
+    );
+  }
+  const report: InitReport = { webAcl: o.webAcl, createdSets: [], adoptedSets: [], addedRules: [], adoptedRules: [] };
+  const existing = new Map((await listIpSets(o)).map((s) => [s.Name, s]));
+  const arns = new Map<string, string>();
+  for (const set of allManagedSets(o.setPrefix)) {
+    let summary = existing.get(set.name);
+    if (summary) {
+      report.adoptedSets.push(set.name);
+    } else {
+      const created = await o.client.send(
+        new CreateIPSetCommand({
+          Name: set.name,
+          Scope: o.scope,
+          IPAddressVersion: set.family === 'ipv4' ? 'IPV4' : 'IPV6',
+          Addresses: [],
+          Description: DESCRIPTION,
+        }),
+      );
+      summary = created.Summary;
+      report.createdSets.push(set.name);
+    }
+    if (!summary?.ARN) throw new WafError('WAFInternalErrorException', `IP set ${set.name} has no ARN`);
+    arns.set(set.name, summary.ARN);
+  }
+
+  for (let attempt = 0; ; attempt++) {
+    const current = await o.client.send(new GetWebACLCommand({ Name: o.webAcl, Scope: o.scope, Id: acl.Id }));
+    const webAcl = current.WebACL;
+    if (!webAcl || !current.LockToken) throw new WafError('WAFInternalErrorException', 'GetWebACL returned nothing');
+    const rules = [...(webAcl.Rules ?? [])];
+    const taken = new Set(rules.map((r) => r.Priority));
+    const added: string[] = [];
+    const adopted: string[] = [];
+    let next = 0;
+    for (const set of allManagedSets(o.setPrefix)) {
+      if (rules.some((r) => r.Name === set.name)) {
+        adopted.push(set.name);
+        continue;
+      }
+      while (taken.has(next)) next++;
+      taken.add(next);
+      rules.push(setRule(set, arns.get(set.name) ?? '', next));
+      added.push(set.name);
+    }
+    if (added.length > 0) {
+      try {
+        await o.client.send(
+          new UpdateWebACLCommand({
+            Name: o.webAcl,
+            Scope: o.scope,
+            Id: acl.Id,
+            LockToken: current.LockToken,
+            DefaultAction: webAcl.DefaultAction,
+            Description: webAcl.Description || undefined,
+            VisibilityConfig: webAcl.VisibilityConfig,
+            Rules: rules,
+            CustomResponseBodies: webAcl.CustomResponseBodies,
+            CaptchaConfig: webAcl.CaptchaConfig,
+            ChallengeConfig: webAcl.ChallengeConfig,
+            TokenDomains: webAcl.TokenDomains,
+            AssociationConfig: webAcl.AssociationConfig,
+          }),
+        );
+      } catch (err) {
+        if ((err as Error).name === 'WAFOptimisticLockException' && attempt < (o.lockRetries ?? 8)) continue;
+        throw err;
+      }
+    }
+    report.addedRules = added;
+    report.adoptedRules = adopted;
+    return report;
+  }
+}
+
+export interface ManagedSetStatus {
+  name: string;
+  action: SetAction;
+  family: string;
+  shard: number;
+  addresses: number;
+  capacity: number;
+  fill: number;
+  /** Whether a rule of the managed web ACL references the set. */
+  linked: boolean;
+}
+
+export async function managedWafStatus(o: ProvisionOptions): Promise<ManagedSetStatus[]> {
+  const acl = await findWebAcl(o);
+  const rules = acl?.Id
+    ? ((await o.client.send(new GetWebACLCommand({ Name: o.webAcl, Scope: o.scope, Id: acl.Id }))).WebACL?.Rules ?? [])
+    : [];
+  const linkedArns = new Set(rules.map((r) => r.Statement?.IPSetReferenceStatement?.ARN));
+  const out: ManagedSetStatus[] = [];
+  for (const summary of await listIpSets(o)) {
+    const managed = summary.Name ? parseManagedSetName(o.setPrefix, summary.Name) : undefined;
+    if (!managed || !summary.Id) continue;
+    const got = await o.client.send(new GetIPSetCommand({ Name: managed.name, Scope: o.scope, Id: summary.Id }));
+    const addresses = got.IPSet?.Addresses?.length ?? 0;
+    out.push({
+      name: managed.name,
+      action: managed.action,
+      family: managed.family,
+      shard: managed.shard,
+      addresses,
+      capacity: IP_SET_CAPACITY,
+      fill: addresses / IP_SET_CAPACITY,
+      linked: linkedArns.has(summary.ARN),
+    });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}

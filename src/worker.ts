@@ -1,0 +1,48 @@
+/**
+ * Composition root: config → clients → createActivities → Worker. The only place that wires
+ * real AWS and Temporal clients to the activities.
+ */
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import type { Config } from './config';
+import { createWafClient } from './waf/client';
+import { Wafv2Gateway } from './waf/wafv2-gateway';
+
+export interface PerimeterWorker {
+  worker: Worker;
+  connection: NativeConnection;
+}
+
+export interface WorkerExtras {
+  /** A pre-built workflow bundle (tests build one per run instead of one per worker). */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export async function createPerimeterWorker(config: Config, extras: WorkerExtras = {}): Promise<PerimeterWorker> {
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const waf = new Wafv2Gateway({
+    client: createWafClient(config.waf),
+    scope: config.waf.scope,
+    setPrefix: config.waf.setPrefix,
+    lockRetries: config.waf.lockRetries,
+  });
+  const activities = createActivities({
+    waf,
+    limits: {
+      maxTtlMs: config.policy.maxTtlMs,
+      maxObserveMs: config.policy.maxObserveMs,
+      minPrefixV4: config.policy.minPrefixV4,
+      minPrefixV6: config.policy.minPrefixV6,
+    },
+  });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    activities,
+    ...(extras.workflowBundle
+      ? { workflowBundle: extras.workflowBundle }
+      : { workflowsPath: require.resolve('../workflows') }),
+  });
+  return { worker, connection };
+}

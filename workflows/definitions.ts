@@ -1,0 +1,140 @@
+/**
+ * The contract shared by workflows, activities, the client, the CLI and (later) the Slack app
+ * and detectors: message names, input and state types, search-attribute keys, workflow IDs.
+ * Imports only Temporal packages and pure domain types.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { PolicyLimits, RemediationAction, SetAction } from '../src/domain/policy';
+
+export type { RemediationAction, SetAction, PolicyLimits };
+
+export const DEFAULT_TASK_QUEUE = 'perimeter';
+
+/** How a remediation is approved. Only `none` exists until Slack approvals land. */
+export type ApprovalMode = 'none';
+
+/** One detector report about one incident; many arrive per incident as `sighting` signals. */
+export interface Sighting {
+  /** ISO timestamp of the last request this sighting covers. */
+  at: string;
+  /** First request covered, when the batch spans a window. */
+  firstAt?: string;
+  detector: string;
+  /** Attack requests seen, by class (sqli, xss, traversal, scanner, manual, …). */
+  classes: Record<string, number>;
+  /** A few raw request lines, for people to read. */
+  samples?: string[];
+  /** Authenticated requests seen from the target in the same window. */
+  authenticated?: number;
+}
+
+export interface RemediationInput {
+  /** Addresses or CIDRs, as given; the validate step normalises them. */
+  targets: string[];
+  action: RemediationAction;
+  ttlMs: number;
+  /** Dry-run window: targets sit in the count set while evidence accumulates. 0 skips it. */
+  observeMs: number;
+  approval: ApprovalMode;
+  reason: string;
+  /** What raised the incident: a detector name, `cli`, `ingest`, … */
+  detector: string;
+  /** Who or what asked, for the timeline (a user name, a host). */
+  requestedBy: string;
+}
+
+export type IncidentState =
+  | 'validating'
+  | 'observing'
+  | 'applying'
+  | 'active'
+  | 'releasing'
+  | 'released'
+  | 'stood-down'
+  | 'rejected';
+
+export type TimelineStep = 'detect' | 'validate' | 'observe' | 'approve' | 'apply' | 'hold' | 'release' | 'record';
+
+export interface TimelineEntry {
+  at: string;
+  step: TimelineStep;
+  message: string;
+}
+
+export interface Evidence {
+  sightings: number;
+  requests: number;
+  byClass: Record<string, number>;
+  samples: string[];
+  authenticated: number;
+  detectors: string[];
+  firstSeen?: string;
+  lastSeen?: string;
+}
+
+export interface IncidentStatus {
+  state: IncidentState;
+  targets: string[];
+  action: RemediationAction;
+  reason: string;
+  detector: string;
+  ttlMs: number;
+  observeMs: number;
+  /** ISO; set once the remediation is applied. */
+  appliedAt?: string;
+  expiresAt?: string;
+  releasedAt?: string;
+  evidence: Evidence;
+  timeline: TimelineEntry[];
+}
+
+export interface ReleaseRequest {
+  by: string;
+  reason?: string;
+}
+
+export interface ReleaseResult {
+  state: IncidentState;
+  /** False when the incident was already releasing or released: nothing changed. */
+  accepted: boolean;
+}
+
+export interface ExtendRequest {
+  by: string;
+  /** Added to the current expiry. */
+  byMs: number;
+}
+
+export interface ExtendResult {
+  expiresAt: string;
+}
+
+export const sightingSignal = defineSignal<[Sighting]>('sighting');
+export const releaseUpdate = defineUpdate<ReleaseResult, [ReleaseRequest]>('release');
+export const extendUpdate = defineUpdate<ExtendResult, [ExtendRequest]>('extend');
+export const statusQuery = defineQuery<IncidentStatus>('status');
+
+export const searchAttributes = {
+  target: defineSearchAttributeKey('PerimeterTarget', SearchAttributeType.KEYWORD_LIST),
+  action: defineSearchAttributeKey('PerimeterAction', SearchAttributeType.KEYWORD),
+  state: defineSearchAttributeKey('PerimeterState', SearchAttributeType.KEYWORD),
+  detector: defineSearchAttributeKey('PerimeterDetector', SearchAttributeType.KEYWORD),
+  expiresAt: defineSearchAttributeKey('PerimeterExpiresAt', SearchAttributeType.DATETIME),
+} as const;
+
+/** `temporal server start-dev --search-attribute` arguments, and what `perimeter dev` registers. */
+export const SEARCH_ATTRIBUTE_TYPES: Record<string, string> = {
+  PerimeterTarget: 'KeywordList',
+  PerimeterAction: 'Keyword',
+  PerimeterState: 'Keyword',
+  PerimeterDetector: 'Keyword',
+  PerimeterExpiresAt: 'Datetime',
+};
+
+export const WORKFLOW_ID_PREFIX = 'perimeter/';
+
+/** One workflow per target: its ID is the normalised CIDR, so a repeat detection joins it. */
+export function ipWorkflowId(cidr: string): string {
+  return `${WORKFLOW_ID_PREFIX}ip/${cidr}`;
+}

@@ -1,0 +1,161 @@
+/**
+ * An incident's in-workflow state: evidence, timeline, expiry, and the message handlers that
+ * read and change it. remediate.ts tells the story; this file keeps the books.
+ */
+import { condition, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { formatDuration } from '../src/domain/durations';
+import { checkTtl, type PolicyLimits } from '../src/domain/policy';
+import {
+  extendUpdate,
+  releaseUpdate,
+  searchAttributes,
+  sightingSignal,
+  statusQuery,
+  type Evidence,
+  type IncidentState,
+  type IncidentStatus,
+  type RemediationInput,
+  type Sighting,
+  type TimelineEntry,
+  type TimelineStep,
+} from './definitions';
+
+const MAX_SAMPLES = 10;
+const FINAL_STATES: IncidentState[] = ['released', 'stood-down', 'rejected'];
+const RELEASABLE_STATES: IncidentState[] = ['validating', 'observing', 'applying', 'active'];
+
+export class Incident {
+  state: IncidentState = 'validating';
+  targets: string[];
+  ttlMs: number;
+  limits: PolicyLimits | undefined;
+  appliedAt: number | undefined;
+  expiresAt: number | undefined;
+  releasedAt: number | undefined;
+  /** Set by the `release` Update (or a stand-down): the hold ends at the next step. */
+  releaseRequest: { by: string; reason: string } | undefined;
+  /** Why the incident ended abnormally (failure, cancellation), for the release entry. */
+  endedBy: string | undefined;
+  readonly timeline: TimelineEntry[] = [];
+  readonly evidence: Evidence = {
+    sightings: 0,
+    requests: 0,
+    byClass: {},
+    samples: [],
+    authenticated: 0,
+    detectors: [],
+  };
+
+  constructor(readonly input: RemediationInput) {
+    this.targets = input.targets;
+    this.ttlMs = input.ttlMs;
+  }
+
+  /** Registers the signal, updates and query. Called first thing, before any await. */
+  listen(): void {
+    setHandler(sightingSignal, (s) => this.addSighting(s));
+    setHandler(statusQuery, () => this.status());
+    setHandler(
+      releaseUpdate,
+      async ({ by, reason }) => {
+        if (!RELEASABLE_STATES.includes(this.state) || this.releaseRequest) {
+          return { state: this.state, accepted: false };
+        }
+        this.releaseRequest = { by, reason: reason ?? 'released by request' };
+        this.note('release', `release requested by ${by}${reason ? `: ${reason}` : ''}`);
+        await condition(() => FINAL_STATES.includes(this.state));
+        return { state: this.state, accepted: true };
+      },
+      {
+        validator: ({ by }) => {
+          if (!by) throw new Error('release needs the name of who asked for it');
+        },
+      },
+    );
+    setHandler(
+      extendUpdate,
+      ({ by, byMs }) => {
+        const base = this.expiresAt ?? Date.now() + this.ttlMs;
+        this.ttlMs += byMs;
+        if (this.expiresAt !== undefined) this.expiresAt = base + byMs;
+        const expiry = new Date(base + byMs).toISOString();
+        this.note('hold', `extended by ${formatDuration(byMs)} by ${by}; expires ${expiry}`);
+        this.publish();
+        return { expiresAt: expiry };
+      },
+      { validator: (req) => this.validateExtend(req.byMs) },
+    );
+  }
+
+  private validateExtend(byMs: number): void {
+    if (!['observing', 'applying', 'active'].includes(this.state) || this.releaseRequest || !this.limits) {
+      throw new Error(`cannot extend: the incident is ${this.releaseRequest ? 'being released' : this.state}`);
+    }
+    if (!Number.isFinite(byMs) || byMs <= 0) throw new Error('extension must be greater than zero');
+    const expiry = this.expiresAt ?? Date.now() + this.ttlMs;
+    const remaining = expiry + byMs - Date.now();
+    const problem = checkTtl(remaining, this.limits.maxTtlMs, 'remaining TTL after extension');
+    if (problem) throw new Error(problem);
+  }
+
+  addSighting(s: Sighting): void {
+    const e = this.evidence;
+    e.sightings++;
+    for (const [cls, n] of Object.entries(s.classes)) {
+      if (!Number.isFinite(n) || n < 0) continue;
+      e.byClass[cls] = (e.byClass[cls] ?? 0) + n;
+      e.requests += n;
+    }
+    e.authenticated += s.authenticated ?? 0;
+    if (!e.detectors.includes(s.detector)) e.detectors.push(s.detector);
+    for (const line of s.samples ?? []) if (e.samples.length < MAX_SAMPLES) e.samples.push(line);
+    const first = s.firstAt ?? s.at;
+    if (!e.firstSeen || first < e.firstSeen) e.firstSeen = first;
+    if (!e.lastSeen || s.at > e.lastSeen) e.lastSeen = s.at;
+  }
+
+  note(step: TimelineStep, message: string): void {
+    this.timeline.push({ at: new Date().toISOString(), step, message });
+  }
+
+  enter(state: IncidentState, step: TimelineStep, message: string): void {
+    this.state = state;
+    this.note(step, message);
+    this.publish();
+  }
+
+  /** Search attributes and current details: what the Temporal UI and `perimeter list` show. */
+  publish(): void {
+    upsertSearchAttributes([
+      { key: searchAttributes.state, value: this.state },
+      { key: searchAttributes.target, value: this.targets },
+      ...(this.expiresAt !== undefined ? [{ key: searchAttributes.expiresAt, value: new Date(this.expiresAt) }] : []),
+    ]);
+    const last = this.timeline[this.timeline.length - 1];
+    const lines = [
+      `**${this.state}** — ${this.input.action} ${this.targets.join(', ')}`,
+      this.expiresAt !== undefined ? `expires ${new Date(this.expiresAt).toISOString()}` : `TTL ${formatDuration(this.ttlMs)}`,
+      `evidence: ${this.evidence.requests} requests in ${this.evidence.sightings} sightings`,
+      last ? `last: ${last.message}` : '',
+    ];
+    setCurrentDetails(lines.filter(Boolean).join('\n\n'));
+  }
+
+  status(): IncidentStatus {
+    const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    return {
+      state: this.state,
+      targets: this.targets,
+      action: this.input.action,
+      reason: this.input.reason,
+      detector: this.input.detector,
+      ttlMs: this.ttlMs,
+      observeMs: this.input.observeMs,
+      appliedAt: iso(this.appliedAt),
+      expiresAt: iso(this.expiresAt),
+      releasedAt: iso(this.releasedAt),
+      evidence: this.evidence,
+      timeline: this.timeline,
+    };
+  }
+}

@@ -1,0 +1,1 @@
+export { remediate } from './remediate';

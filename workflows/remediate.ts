@@ -1,0 +1,179 @@
+/**
+ * The incident workflow: one per target (or campaign), read top to bottom as the seven steps
+ * in ARCHITECTURE.md — validate, observe, ask, apply, hold, release, record.
+ */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from '../activities/errors';
+import { formatDuration } from '../src/domain/durations';
+import type { SetAction } from '../src/domain/policy';
+import type { IncidentStatus, RemediationInput } from './definitions';
+import { Incident } from './incident';
+
+const validateOptions: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '200ms', maximumAttempts: 5, nonRetryableErrorTypes: [ErrorTypes.PolicyRejected] },
+};
+/** Writes that put a remediation in place: retried a while, then the incident fails (and cleans up). */
+const applyOptions: ActivityOptions = {
+  startToCloseTimeout: '30s',
+  retry: {
+    initialInterval: '200ms',
+    backoffCoefficient: 2,
+    maximumInterval: '10s',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: NON_RETRYABLE_WAF_ERRORS,
+  },
+};
+/** Writes that take a remediation away: retried until they succeed — nothing is left behind. */
+const releaseOptions: ActivityOptions = {
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '1m' },
+};
+
+const { validateRemediation } = proxyActivities<Activities>(validateOptions);
+const { addToIpSet } = proxyActivities<Activities>(applyOptions);
+const { removeFromIpSet } = proxyActivities<Activities>(releaseOptions);
+
+export async function remediate(input: RemediationInput): Promise<IncidentStatus> {
+  const incident = new Incident(input);
+  incident.listen();
+  incident.note('detect', `${input.detector}: ${input.reason} (requested by ${input.requestedBy})`);
+  incident.publish();
+  /** Which sets hold this incident's targets right now; the release step empties exactly these. */
+  const held = new Set<SetAction>();
+  try {
+    await validate(incident); // 1
+    if ((await observe(incident, held)) === 'stand-down') return await finish(incident); // 2
+    ask(incident); // 3
+    await apply(incident, held); // 4
+    await hold(incident); // 5
+  } catch (err) {
+    incident.endedBy = isCancellation(err) ? 'incident cancelled' : `incident failed: ${(err as Error).message}`;
+    throw err;
+  } finally {
+    await CancellationScope.nonCancellable(() => release(incident, held)); // 6
+  }
+  record(incident); // 7
+  return finish(incident);
+}
+
+async function validate(incident: Incident): Promise<void> {
+  const { input } = incident;
+  try {
+    const checked = await validateRemediation.executeWithOptions(
+      { ...validateOptions, summary: `policy check: ${input.action} ${input.targets.join(', ')}` },
+      [{ targets: input.targets, action: input.action, ttlMs: input.ttlMs, observeMs: input.observeMs }],
+    );
+    incident.targets = checked.targets;
+    incident.limits = checked.limits;
+  } catch (err) {
+    const cause = (err as { cause?: unknown }).cause;
+    if (cause instanceof ApplicationFailure && cause.type === ErrorTypes.PolicyRejected) {
+      incident.enter('rejected', 'validate', `refused: ${cause.message}`);
+      throw ApplicationFailure.create({ type: ErrorTypes.PolicyRejected, message: cause.message, nonRetryable: true });
+    }
+    throw err;
+  }
+  incident.note('validate', `policy allows ${input.action} of ${incident.targets.join(', ')} for ${formatDuration(input.ttlMs)}`);
+}
+
+/** Dry run: the targets sit in the count set while detectors keep reporting sightings. */
+async function observe(incident: Incident, held: Set<SetAction>): Promise<'proceed' | 'stand-down'> {
+  const { observeMs } = incident.input;
+  if (observeMs <= 0) {
+    incident.note('observe', 'no observation window requested');
+    return 'proceed';
+  }
+  await changeSet(incident, held, 'count', 'add');
+  incident.enter('observing', 'observe', `counting (not blocking) for ${formatDuration(observeMs)}`);
+  const stoodDown = await condition(() => incident.releaseRequest !== undefined, observeMs, {
+    summary: `observation window ${formatDuration(observeMs)}`,
+  });
+  const { requests, sightings } = incident.evidence;
+  incident.note('observe', `window closed: ${requests} attack requests in ${sightings} sightings`);
+  if (stoodDown) {
+    await changeSet(incident, held, 'count', 'remove');
+    return 'stand-down';
+  }
+  return 'proceed';
+}
+
+/** Approval seam: Slack / CLI approvals plug in here. Today every remediation is `approval: none`. */
+function ask(incident: Incident): void {
+  incident.note('approve', 'no approval required (approval: none)');
+}
+
+async function apply(incident: Incident, held: Set<SetAction>): Promise<void> {
+  const { action } = incident.input;
+  incident.enter('applying', 'apply', `applying ${action}`);
+  await changeSet(incident, held, action, 'add');
+  incident.appliedAt = Date.now();
+  incident.expiresAt = incident.appliedAt + incident.ttlMs;
+  // Leave the count set only once the remediation is in place, so nothing slips through unseen.
+  if (held.has('count')) await changeSet(incident, held, 'count', 'remove');
+  incident.enter('active', 'apply', `${action} in place until ${new Date(incident.expiresAt).toISOString()}`);
+}
+
+/** Durable TTL: survives worker restarts; `extend` moves the expiry, `release` ends it early. */
+async function hold(incident: Incident): Promise<void> {
+  while (!incident.releaseRequest && incident.expiresAt !== undefined) {
+    const expiry = incident.expiresAt;
+    const remaining = expiry - Date.now();
+    if (remaining <= 0) break;
+    await condition(() => incident.releaseRequest !== undefined || incident.expiresAt !== expiry, remaining, {
+      summary: `TTL: ${incident.input.action} until ${new Date(expiry).toISOString()}`,
+    });
+  }
+  incident.note('hold', incident.releaseRequest ? 'hold ended early by request' : 'TTL ended');
+}
+
+async function release(incident: Incident, held: Set<SetAction>): Promise<void> {
+  if (held.size === 0) return;
+  incident.enter('releasing', 'release', `releasing ${[...held].join(', ')}`);
+  for (const action of [...held]) await changeSet(incident, held, action, 'remove');
+  incident.releasedAt = Date.now();
+  const request = incident.releaseRequest;
+  const why = incident.endedBy ?? (request ? `${request.reason} (${request.by})` : 'TTL ended');
+  incident.enter('released', 'release', `released: ${why}`);
+}
+
+/** Ledger seam: the IaC ledger records applied and released changes here. */
+function record(_incident: Incident): void {
+  // Intentionally empty until the git ledger exists; the timeline is the record meanwhile.
+}
+
+async function finish(incident: Incident): Promise<IncidentStatus> {
+  if (incident.state !== 'released') {
+    const by = incident.releaseRequest?.by ?? 'policy';
+    incident.enter('stood-down', 'observe', `stood down by ${by}; nothing was applied`);
+  }
+  await condition(allHandlersFinished);
+  return incident.status();
+}
+
+async function changeSet(
+  incident: Incident,
+  held: Set<SetAction>,
+  action: SetAction,
+  change: 'add' | 'remove',
+): Promise<void> {
+  const cidrs = incident.targets;
+  const summary = `${change === 'add' ? 'add' : 'remove'} ${cidrs.join(', ')} ${change === 'add' ? 'to' : 'from'} ${action} set`;
+  if (change === 'add') {
+    held.add(action); // before the call: a write that lands but times out must still be released
+    const result = await addToIpSet.executeWithOptions({ ...applyOptions, summary }, [{ action, cidrs }]);
+    if (result.unchanged.length > 0) incident.note('apply', `already present in ${action} set: ${result.unchanged.join(', ')}`);
+  } else {
+    await removeFromIpSet.executeWithOptions({ ...releaseOptions, summary }, [{ action, cidrs }]);
+    held.delete(action);
+  }
+}
