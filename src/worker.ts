@@ -40,6 +40,9 @@ export async function createPerimeterWorker(config: Config, extras: WorkerExtras
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     activities,
+    // After a worker dies, its cached workflows' next tasks wait this long before any other
+    // worker may take them: keep it short so a TTL that fires meanwhile is released on time.
+    stickyQueueScheduleToStartTimeout: '3s',
     ...(extras.workflowBundle
       ? { workflowBundle: extras.workflowBundle }
       : { workflowsPath: require.resolve('../workflows') }),

@@ -5,6 +5,7 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import { ConfigError, loadConfig } from '../config';
 import {
   extendRemediation,
+  IncidentEndedError,
   incidentStatus,
   listRemediations,
   releaseRemediation,
@@ -210,7 +211,7 @@ export function explain(err: unknown): { message: string; code: number } {
   if (err instanceof TargetError || err instanceof DurationError || err instanceof UsageError) {
     return { message: err.message, code: 2 };
   }
-  if (err instanceof ConfigError) return { message: err.message, code: 2 };
+  if (err instanceof ConfigError || err instanceof IncidentEndedError) return { message: err.message, code: 2 };
   if (err instanceof WorkflowUpdateFailedError) {
     return { message: `refused: ${(err.cause as Error | undefined)?.message ?? err.message}`, code: 2 };
   }

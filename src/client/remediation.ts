@@ -24,6 +24,16 @@ import {
 } from '../../workflows/definitions';
 import type { remediate } from '../../workflows/remediate';
 
+export class IncidentEndedError extends Error {
+  override name = 'IncidentEndedError';
+  constructor(
+    readonly workflowId: string,
+    readonly state: IncidentStatus['state'],
+  ) {
+    super(`${workflowId} has already ended (${state})`);
+  }
+}
+
 export interface Detection {
   targets: string[];
   /** Defaults to block. */
@@ -129,8 +139,23 @@ export async function releaseRemediation(
   request: { by: string; reason?: string },
 ): Promise<ReleaseResult & { workflowId: string }> {
   const handle = handleFor(client, idOrTarget);
-  const result = await handle.executeUpdate(releaseUpdate, { args: [request] });
-  return { ...result, workflowId: handle.workflowId };
+  try {
+    const result = await handle.executeUpdate(releaseUpdate, { args: [request] });
+    return { ...result, workflowId: handle.workflowId };
+  } catch (err) {
+    // An incident that already ended has nothing left to release: say so truthfully.
+    const ended = await endedState(handle, err);
+    return { accepted: false, state: ended, workflowId: handle.workflowId };
+  }
+}
+
+/** The final state of an incident that has closed; rethrows `err` when it is still open or unknown. */
+async function endedState(handle: WorkflowHandle<typeof remediate>, err: unknown): Promise<IncidentStatus['state']> {
+  if (!(err instanceof WorkflowNotFoundError)) throw err;
+  const description = await handle.describe(); // throws WorkflowNotFoundError when there is no such incident
+  if (description.status.name === 'RUNNING') throw err;
+  const status = await handle.query(statusQuery).catch(() => undefined);
+  return status?.state ?? 'released';
 }
 
 export async function extendRemediation(
@@ -139,8 +164,13 @@ export async function extendRemediation(
   request: { by: string; byMs: number },
 ): Promise<ExtendResult & { workflowId: string }> {
   const handle = handleFor(client, idOrTarget);
-  const result = await handle.executeUpdate(extendUpdate, { args: [request] });
-  return { ...result, workflowId: handle.workflowId };
+  try {
+    const result = await handle.executeUpdate(extendUpdate, { args: [request] });
+    return { ...result, workflowId: handle.workflowId };
+  } catch (err) {
+    const ended = await endedState(handle, err);
+    throw new IncidentEndedError(handle.workflowId, ended);
+  }
 }
 
 export async function incidentStatus(client: Client, idOrTarget: string): Promise<IncidentStatus> {

@@ -127,3 +127,15 @@ export async function waitFor<T>(what: string, probe: () => Promise<T>, timeoutM
   }
   throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
 }
+
+/**
+ * Workflow IDs are per target and the Temporal namespace is shared by all test files, so each
+ * file draws its addresses from its own block to never join another file's incident.
+ */
+export function addressPool(v4Base: string, v6Base: string) {
+  let next = 1;
+  return {
+    v4: () => `${v4Base}.${next++}`,
+    v6: () => `${v6Base}:${(next++).toString(16)}::/64`,
+  };
+}
