@@ -26,10 +26,24 @@ export default tseslint.config(
           patterns: [
             { group: ['node:*'], message: 'Node built-ins are not available in workflows.' },
             {
-              group: ['fs', 'path', 'os', 'crypto', 'child_process', 'net', 'http', 'https', 'events', 'util'],
+              group: [
+                'fs',
+                'path',
+                'os',
+                'crypto',
+                'child_process',
+                'net',
+                'http',
+                'https',
+                'events',
+                'util',
+              ],
               message: 'Node built-ins are not available in workflows.',
             },
-            { group: ['@aws-sdk/*', '@slack/*', '@temporalio/worker', '@temporalio/client'], message: 'I/O belongs in activities.' },
+            {
+              group: ['@aws-sdk/*', '@slack/*', '@temporalio/worker', '@temporalio/client'],
+              message: 'I/O belongs in activities.',
+            },
             {
               group: ['../src/*', '!../src/domain', '../src/*/*', '!../src/domain/*'],
               message: 'Workflows may import only src/domain (pure code); call activities for the rest.',

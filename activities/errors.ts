@@ -31,7 +31,8 @@ export const NON_RETRYABLE_WAF_ERRORS = [
 export function toApplicationFailure(err: unknown): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   const e = err instanceof Error ? err : new Error(String(err));
-  const raw = (e as { $response?: unknown; Code?: string; code?: string }).Code ?? (e as { code?: string }).code;
+  const raw =
+    (e as { $response?: unknown; Code?: string; code?: string }).Code ?? (e as { code?: string }).code;
   const type = e.name === 'WAFV2ServiceException' && raw ? raw : e.name;
   return ApplicationFailure.create({
     type,

@@ -18,62 +18,66 @@ const duration = (fallback: string) =>
       }
     });
 
-const prefixLength = (fallback: number, max: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+const prefixLength = (fallback: number, max: number) =>
+  z.coerce.number().int().min(1).max(max).default(fallback);
 
 const namePart = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,60}$/, 'letters, digits, "-" and "_" only, at most 60 characters');
 
-export const configSchema = z
-  .object({
-    TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
-    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-    /** Where people open incidents; used for links in output and messages. */
-    PERIMETER_TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
-    AWS_REGION: z.string().min(1).default('us-east-1'),
-    /** The WAFv2 endpoint override (the local emulator); unset means real AWS. */
-    AWS_ENDPOINT_URL_WAFV2: z.url().optional(),
-    PERIMETER_TASK_QUEUE: z.string().min(1).default('perimeter'),
-    PERIMETER_WAF_SCOPE: z.enum(['REGIONAL', 'CLOUDFRONT']).default('REGIONAL'),
-    PERIMETER_SET_PREFIX: namePart.default('perimeter'),
-    PERIMETER_WEB_ACL: namePart.default('perimeter'),
-    PERIMETER_DEFAULT_TTL: duration('1h'),
-    PERIMETER_MAX_TTL: duration('7d'),
-    PERIMETER_DEFAULT_OBSERVE: duration('0s'),
-    PERIMETER_MAX_OBSERVE: duration('1h'),
-    PERIMETER_MIN_PREFIX_V4: prefixLength(16, 32),
-    PERIMETER_MIN_PREFIX_V6: prefixLength(48, 128),
-    /** Where the local stack keeps its SQLite history, logs and address file. */
-    PERIMETER_STATE_DIR: z.string().min(1).default('.perimeter'),
-    /** Retry budget for one WAF write's lock conflicts inside a single activity attempt. */
-    PERIMETER_WAF_LOCK_RETRIES: z.coerce.number().int().min(0).max(50).default(8),
-  })
-  .superRefine((env, ctx) => {
-    if (env.PERIMETER_WAF_SCOPE === 'CLOUDFRONT' && env.AWS_REGION !== 'us-east-1') {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['AWS_REGION'],
-        message: 'CLOUDFRONT scope is only served from us-east-1; set AWS_REGION=us-east-1',
-      });
-    }
-    if (env.PERIMETER_MAX_TTL <= 0) {
-      ctx.addIssue({ code: 'custom', path: ['PERIMETER_MAX_TTL'], message: 'must be greater than zero' });
-    }
-    if (env.PERIMETER_DEFAULT_TTL <= 0 || env.PERIMETER_DEFAULT_TTL > env.PERIMETER_MAX_TTL) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['PERIMETER_DEFAULT_TTL'],
-        message: `must be greater than zero and at most PERIMETER_MAX_TTL (${formatDuration(env.PERIMETER_MAX_TTL)})`,
-      });
-    }
-    if (env.PERIMETER_DEFAULT_OBSERVE > env.PERIMETER_MAX_OBSERVE) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['PERIMETER_DEFAULT_OBSERVE'],
-        message: 'must be at most PERIMETER_MAX_OBSERVE',
-      });
-    }
-  });
+const configObject = z.object({
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** Where people open incidents; used for links in output and messages. */
+  PERIMETER_TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  /** The WAFv2 endpoint override (the local emulator); unset means real AWS. */
+  AWS_ENDPOINT_URL_WAFV2: z.url().optional(),
+  PERIMETER_TASK_QUEUE: z.string().min(1).default('perimeter'),
+  PERIMETER_WAF_SCOPE: z.enum(['REGIONAL', 'CLOUDFRONT']).default('REGIONAL'),
+  PERIMETER_SET_PREFIX: namePart.default('perimeter'),
+  PERIMETER_WEB_ACL: namePart.default('perimeter'),
+  PERIMETER_DEFAULT_TTL: duration('1h'),
+  PERIMETER_MAX_TTL: duration('7d'),
+  PERIMETER_DEFAULT_OBSERVE: duration('0s'),
+  PERIMETER_MAX_OBSERVE: duration('1h'),
+  PERIMETER_MIN_PREFIX_V4: prefixLength(16, 32),
+  PERIMETER_MIN_PREFIX_V6: prefixLength(48, 128),
+  /** Where the local stack keeps its SQLite history, logs and address file. */
+  PERIMETER_STATE_DIR: z.string().min(1).default('.perimeter'),
+  /** Retry budget for one WAF write's lock conflicts inside a single activity attempt. */
+  PERIMETER_WAF_LOCK_RETRIES: z.coerce.number().int().min(0).max(50).default(8),
+});
+
+/** Every variable the project reads. */
+export const CONFIG_VARIABLES = Object.keys(configObject.shape);
+
+export const configSchema = configObject.superRefine((env, ctx) => {
+  if (env.PERIMETER_WAF_SCOPE === 'CLOUDFRONT' && env.AWS_REGION !== 'us-east-1') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['AWS_REGION'],
+      message: 'CLOUDFRONT scope is only served from us-east-1; set AWS_REGION=us-east-1',
+    });
+  }
+  if (env.PERIMETER_MAX_TTL <= 0) {
+    ctx.addIssue({ code: 'custom', path: ['PERIMETER_MAX_TTL'], message: 'must be greater than zero' });
+  }
+  if (env.PERIMETER_DEFAULT_TTL <= 0 || env.PERIMETER_DEFAULT_TTL > env.PERIMETER_MAX_TTL) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['PERIMETER_DEFAULT_TTL'],
+      message: `must be greater than zero and at most PERIMETER_MAX_TTL (${formatDuration(env.PERIMETER_MAX_TTL)})`,
+    });
+  }
+  if (env.PERIMETER_DEFAULT_OBSERVE > env.PERIMETER_MAX_OBSERVE) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['PERIMETER_DEFAULT_OBSERVE'],
+      message: 'must be at most PERIMETER_MAX_OBSERVE',
+    });
+  }
+});
 
 export interface Config {
   temporal: { address: string; namespace: string; uiUrl: string; taskQueue: string };

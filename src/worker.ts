@@ -18,7 +18,10 @@ export interface WorkerExtras {
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
-export async function createPerimeterWorker(config: Config, extras: WorkerExtras = {}): Promise<PerimeterWorker> {
+export async function createPerimeterWorker(
+  config: Config,
+  extras: WorkerExtras = {},
+): Promise<PerimeterWorker> {
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const waf = new Wafv2Gateway({
     client: createWafClient(config.waf),

@@ -45,16 +45,10 @@ export interface RemediationInput {
 }
 
 export type IncidentState =
-  | 'validating'
-  | 'observing'
-  | 'applying'
-  | 'active'
-  | 'releasing'
-  | 'released'
-  | 'stood-down'
-  | 'rejected';
+  'validating' | 'observing' | 'applying' | 'active' | 'releasing' | 'released' | 'stood-down' | 'rejected';
 
-export type TimelineStep = 'detect' | 'validate' | 'observe' | 'approve' | 'apply' | 'hold' | 'release' | 'record';
+export type TimelineStep =
+  'detect' | 'validate' | 'observe' | 'approve' | 'apply' | 'hold' | 'release' | 'record';
 
 export interface TimelineEntry {
   at: string;

@@ -89,7 +89,9 @@ export class Incident {
 
   private validateExtend(byMs: number): void {
     if (!['observing', 'applying', 'active'].includes(this.state) || this.releaseRequest || !this.limits) {
-      throw new Error(`cannot extend: the incident is ${this.releaseRequest ? 'being released' : this.state}`);
+      throw new Error(
+        `cannot extend: the incident is ${this.releaseRequest ? 'being released' : this.state}`,
+      );
     }
     if (!Number.isFinite(byMs) || byMs <= 0) throw new Error('extension must be greater than zero');
     const expiry = this.expiresAt ?? Date.now() + this.ttlMs;
@@ -129,12 +131,16 @@ export class Incident {
     upsertSearchAttributes([
       { key: searchAttributes.state, value: this.state },
       { key: searchAttributes.target, value: this.targets },
-      ...(this.expiresAt !== undefined ? [{ key: searchAttributes.expiresAt, value: new Date(this.expiresAt) }] : []),
+      ...(this.expiresAt !== undefined
+        ? [{ key: searchAttributes.expiresAt, value: new Date(this.expiresAt) }]
+        : []),
     ]);
     const last = this.timeline[this.timeline.length - 1];
     const lines = [
       `**${this.state}** — ${this.input.action} ${this.targets.join(', ')}`,
-      this.expiresAt !== undefined ? `expires ${new Date(this.expiresAt).toISOString()}` : `TTL ${formatDuration(this.ttlMs)}`,
+      this.expiresAt !== undefined
+        ? `expires ${new Date(this.expiresAt).toISOString()}`
+        : `TTL ${formatDuration(this.ttlMs)}`,
       `evidence: ${this.evidence.requests} requests in ${this.evidence.sightings} sightings`,
       last ? `last: ${last.message}` : '',
     ];

@@ -20,7 +20,11 @@ import { Incident } from './incident';
 
 const validateOptions: ActivityOptions = {
   startToCloseTimeout: '10s',
-  retry: { initialInterval: '200ms', maximumAttempts: 5, nonRetryableErrorTypes: [ErrorTypes.PolicyRejected] },
+  retry: {
+    initialInterval: '200ms',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [ErrorTypes.PolicyRejected],
+  },
 };
 /** Writes that put a remediation in place: retried a while, then the incident fails (and cleans up). */
 const applyOptions: ActivityOptions = {
@@ -57,7 +61,9 @@ export async function remediate(input: RemediationInput): Promise<IncidentStatus
     await apply(incident, held); // 4
     await hold(incident); // 5
   } catch (err) {
-    incident.endedBy = isCancellation(err) ? 'incident cancelled' : `incident failed: ${(err as Error).message}`;
+    incident.endedBy = isCancellation(err)
+      ? 'incident cancelled'
+      : `incident failed: ${(err as Error).message}`;
     throw err;
   } finally {
     await CancellationScope.nonCancellable(() => release(incident, held)); // 6
@@ -79,11 +85,18 @@ async function validate(incident: Incident): Promise<void> {
     const cause = (err as { cause?: unknown }).cause;
     if (cause instanceof ApplicationFailure && cause.type === ErrorTypes.PolicyRejected) {
       incident.enter('rejected', 'validate', `refused: ${cause.message}`);
-      throw ApplicationFailure.create({ type: ErrorTypes.PolicyRejected, message: cause.message, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: ErrorTypes.PolicyRejected,
+        message: cause.message,
+        nonRetryable: true,
+      });
     }
     throw err;
   }
-  incident.note('validate', `policy allows ${input.action} of ${incident.targets.join(', ')} for ${formatDuration(input.ttlMs)}`);
+  incident.note(
+    'validate',
+    `policy allows ${input.action} of ${incident.targets.join(', ')} for ${formatDuration(input.ttlMs)}`,
+  );
 }
 
 /** Dry run: the targets sit in the count set while detectors keep reporting sightings. */
@@ -171,7 +184,8 @@ async function changeSet(
   if (change === 'add') {
     held.add(action); // before the call: a write that lands but times out must still be released
     const result = await addToIpSet.executeWithOptions({ ...applyOptions, summary }, [{ action, cidrs }]);
-    if (result.unchanged.length > 0) incident.note('apply', `already present in ${action} set: ${result.unchanged.join(', ')}`);
+    if (result.unchanged.length > 0)
+      incident.note('apply', `already present in ${action} set: ${result.unchanged.join(', ')}`);
   } else {
     await removeFromIpSet.executeWithOptions({ ...releaseOptions, summary }, [{ action, cidrs }]);
     held.delete(action);

@@ -50,7 +50,10 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   const showSet = async (action: string, family = 'ipv4') =>
     say(`   ${setName(action, family)}: [${(await gateway.addresses(setName(action, family))).join(', ')}]`);
 
-  step(1, 'A log detector sees 203.0.113.42 send SQL-injection probes → incident with a 5 s dry run, 20 s TTL');
+  step(
+    1,
+    'A log detector sees 203.0.113.42 send SQL-injection probes → incident with a 5 s dry run, 20 s TTL',
+  );
   const attack: Detection = {
     targets: ['203.0.113.42'],
     action: 'block',
@@ -59,7 +62,10 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
     reason: '40 SQL-injection probes in 60 s',
     detector: 'demo-log-detector',
     requestedBy: 'demo',
-    evidence: { classes: { sqli: 40 }, samples: [sqliProbe('203.0.113.42', 1), sqliProbe('203.0.113.42', 2)] },
+    evidence: {
+      classes: { sqli: 40 },
+      samples: [sqliProbe('203.0.113.42', 1), sqliProbe('203.0.113.42', 2)],
+    },
   };
   const [first] = await startRemediation(deps, attack);
   if (!first) throw new Error('no incident started');
@@ -70,7 +76,10 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   await showSet('count');
   await showSet('block');
 
-  step(2, 'The attacker keeps going: repeat detections join the open incident as evidence, not a second block');
+  step(
+    2,
+    'The attacker keeps going: repeat detections join the open incident as evidence, not a second block',
+  );
   for (let i = 0; i < 2; i++) {
     const [again] = await startRemediation(deps, {
       ...attack,
@@ -128,14 +137,20 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   say(remediationTable(await listRemediations(client)));
 
   step(6, 'An operator releases the /24 early (`perimeter unblock 198.51.100.0/24`)');
-  const released = await releaseRemediation(client, '198.51.100.0/24', { by: 'demo-operator', reason: 'false positive' });
+  const released = await releaseRemediation(client, '198.51.100.0/24', {
+    by: 'demo-operator',
+    reason: 'false positive',
+  });
   say(`   ${released.workflowId}: ${released.state}`);
   await showSet('challenge');
 
   step(7, `Waiting for the 20 s TTL of ${first.target} to end …`);
   const deadline = Date.now() + 40_000;
-  while ((await gateway.check('block', [first.target])).present.length > 0 && Date.now() < deadline) await sleep(250);
-  const after = await waitUntilSettled(client, first.workflowId, 1_000).catch(() => incidentStatus(client, first.workflowId));
+  while ((await gateway.check('block', [first.target])).present.length > 0 && Date.now() < deadline)
+    await sleep(250);
+  const after = await waitUntilSettled(client, first.workflowId, 1_000).catch(() =>
+    incidentStatus(client, first.workflowId),
+  );
   say(`   ${first.target}: ${after.state} at ${after.releasedAt ?? '?'}`);
   await showSet('block');
 
@@ -144,7 +159,11 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
 }
 
 function provisionOf(stack: DevStack) {
-  return { scope: stack.config.waf.scope, setPrefix: stack.config.waf.setPrefix, webAcl: stack.config.waf.webAcl };
+  return {
+    scope: stack.config.waf.scope,
+    setPrefix: stack.config.waf.setPrefix,
+    webAcl: stack.config.waf.webAcl,
+  };
 }
 
 export async function runDemo(options: { keep: boolean }): Promise<void> {

@@ -17,7 +17,7 @@ import { DurationError, formatDuration, parseDuration } from '../domain/duration
 import { PolicyError, REMEDIATION_ACTIONS } from '../domain/policy';
 import { TargetError } from '../domain/targets';
 import { createWafClient } from '../waf/client';
-import { initManagedWaf, managedWafStatus } from '../waf/provision';
+import { ensureWebAcl, initManagedWaf, managedWafStatus } from '../waf/provision';
 import { createPerimeterWorker } from '../worker';
 import { cliConfig, incidentUrl, whoAmI, withTemporal } from './context';
 import { remediationTable, setTable, timeline } from './format';
@@ -37,11 +37,13 @@ function duration(value: string): number {
 
 function port(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError(`"${value}" is not a TCP port`);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new InvalidArgumentError(`"${value}" is not a TCP port`);
   return n;
 }
 
-const print = (value: unknown) => console.log(typeof value === 'string' ? value : JSON.stringify(value, null, 2));
+const print = (value: unknown) =>
+  console.log(typeof value === 'string' ? value : JSON.stringify(value, null, 2));
 
 function provisionOptions() {
   const config = cliConfig();
@@ -71,7 +73,9 @@ export function buildProgram(): Command {
     .description('run the local stack and a short scripted attack scenario')
     .option('--keep', 'keep the stack running after the scenario (default when run in a terminal)')
     .option('--no-keep', 'stop when the scenario ends')
-    .action((o: { keep?: boolean }) => runDemo({ keep: o.keep ?? (process.stdout.isTTY && !process.env.CI) }));
+    .action((o: { keep?: boolean }) =>
+      runDemo({ keep: o.keep ?? (process.stdout.isTTY && !process.env.CI) }),
+    );
 
   program
     .command('worker')
@@ -88,13 +92,19 @@ export function buildProgram(): Command {
   waf
     .command('init')
     .description('create or adopt the managed IP sets and their web ACL rules (idempotent)')
+    .option('--create-web-acl', 'create the web ACL (default action Allow) when it does not exist')
     .option('--json', 'machine-readable output')
-    .action(async (o: { json?: boolean }) => {
+    .action(async (o: { json?: boolean; createWebAcl?: boolean }) => {
+      if (o.createWebAcl) await ensureWebAcl(provisionOptions());
       const report = await initManagedWaf(provisionOptions());
       if (o.json) return print(report);
       print(`web ACL ${report.webAcl}`);
-      print(`  IP sets created: ${report.createdSets.join(', ') || 'none'}; adopted: ${report.adoptedSets.length}`);
-      print(`  rules added: ${report.addedRules.join(', ') || 'none'}; adopted: ${report.adoptedRules.length}`);
+      print(
+        `  IP sets created: ${report.createdSets.join(', ') || 'none'}; adopted: ${report.adoptedSets.length}`,
+      );
+      print(
+        `  rules added: ${report.addedRules.join(', ') || 'none'}; adopted: ${report.adoptedRules.length}`,
+      );
     });
   waf
     .command('status')
@@ -110,8 +120,14 @@ export function buildProgram(): Command {
     .description('start (or join) the incident workflow for each target')
     .argument('<targets...>', 'IP addresses or CIDRs')
     .requiredOption('--ttl <duration>', 'how long the remediation holds, e.g. 15m, 1h, 7d', duration)
-    .addOption(new Option('--action <action>', 'what the WAF does').choices(REMEDIATION_ACTIONS).default('block'))
-    .option('--observe <duration>', 'dry-run window in the count set first (default PERIMETER_DEFAULT_OBSERVE)', duration)
+    .addOption(
+      new Option('--action <action>', 'what the WAF does').choices(REMEDIATION_ACTIONS).default('block'),
+    )
+    .option(
+      '--observe <duration>',
+      'dry-run window in the count set first (default PERIMETER_DEFAULT_OBSERVE)',
+      duration,
+    )
     .option('--reason <text>', 'why, for the timeline', 'manual block')
     .option('--json', 'wait until applied, then print {workflowId, targets, expiresAt} (one line per target)')
     .action(
@@ -143,7 +159,12 @@ export function buildProgram(): Command {
             const wait = (o.observe ?? config.policy.defaultObserveMs) + 60_000;
             const status = await waitUntilSettled(client, s.workflowId, wait);
             console.log(
-              JSON.stringify({ workflowId: s.workflowId, targets: status.targets, expiresAt: status.expiresAt ?? null, state: status.state }),
+              JSON.stringify({
+                workflowId: s.workflowId,
+                targets: status.targets,
+                expiresAt: status.expiresAt ?? null,
+                state: status.state,
+              }),
             );
           }
         });
@@ -158,8 +179,13 @@ export function buildProgram(): Command {
     .action(async (id: string, o: { reason?: string }) => {
       const config = cliConfig();
       await withTemporal(config, async (client) => {
-        const r = await releaseRemediation(client, id, { by: whoAmI(), ...(o.reason ? { reason: o.reason } : {}) });
-        print(r.accepted ? `${r.workflowId}: ${r.state}` : `${r.workflowId}: nothing to do, already ${r.state}`);
+        const r = await releaseRemediation(client, id, {
+          by: whoAmI(),
+          ...(o.reason ? { reason: o.reason } : {}),
+        });
+        print(
+          r.accepted ? `${r.workflowId}: ${r.state}` : `${r.workflowId}: nothing to do, already ${r.state}`,
+        );
       });
     });
 
@@ -198,7 +224,11 @@ export function buildProgram(): Command {
       await withTemporal(config, async (client) => {
         const status = await incidentStatus(client, id);
         const workflowId = resolveIncidentId(id);
-        print(o.json ? { workflowId, ...status } : `${timeline(workflowId, status)}\n\n  ${incidentUrl(config, workflowId)}`);
+        print(
+          o.json
+            ? { workflowId, ...status }
+            : `${timeline(workflowId, status)}\n\n  ${incidentUrl(config, workflowId)}`,
+        );
       });
     });
 
@@ -211,11 +241,13 @@ export function explain(err: unknown): { message: string; code: number } {
   if (err instanceof TargetError || err instanceof DurationError || err instanceof UsageError) {
     return { message: err.message, code: 2 };
   }
-  if (err instanceof ConfigError || err instanceof IncidentEndedError) return { message: err.message, code: 2 };
+  if (err instanceof ConfigError || err instanceof IncidentEndedError)
+    return { message: err.message, code: 2 };
   if (err instanceof WorkflowUpdateFailedError) {
     return { message: `refused: ${(err.cause as Error | undefined)?.message ?? err.message}`, code: 2 };
   }
-  if (err instanceof WorkflowNotFoundError) return { message: `no such incident: ${err.workflowId}`, code: 1 };
+  if (err instanceof WorkflowNotFoundError)
+    return { message: `no such incident: ${err.workflowId}`, code: 1 };
   if (err instanceof WorkflowFailedError) {
     const cause = err.cause as (Error & { type?: string; cause?: Error & { type?: string } }) | undefined;
     const root = cause?.cause ?? cause;

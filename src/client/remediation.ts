@@ -66,7 +66,10 @@ function limitsOf(config: Config) {
 }
 
 /** Starts (or joins) one incident workflow per target. Throws PolicyError before starting anything. */
-export async function startRemediation(deps: ClientDeps, detection: Detection): Promise<StartedRemediation[]> {
+export async function startRemediation(
+  deps: ClientDeps,
+  detection: Detection,
+): Promise<StartedRemediation[]> {
   const { config, client } = deps;
   const checked = checkRemediation(
     {
@@ -150,7 +153,10 @@ export async function releaseRemediation(
 }
 
 /** The final state of an incident that has closed; rethrows `err` when it is still open or unknown. */
-async function endedState(handle: WorkflowHandle<typeof remediate>, err: unknown): Promise<IncidentStatus['state']> {
+async function endedState(
+  handle: WorkflowHandle<typeof remediate>,
+  err: unknown,
+): Promise<IncidentStatus['state']> {
   if (!(err instanceof WorkflowNotFoundError)) throw err;
   const description = await handle.describe(); // throws WorkflowNotFoundError when there is no such incident
   if (description.status.name === 'RUNNING') throw err;
@@ -183,7 +189,11 @@ const SETTLED = ['active', 'released', 'stood-down', 'rejected'];
  * Waits until the incident has applied its remediation (or ended without it). Surfaces the
  * workflow's failure — a policy refusal, a WAF error — as the error it is.
  */
-export async function waitUntilSettled(client: Client, workflowId: string, timeoutMs: number): Promise<IncidentStatus> {
+export async function waitUntilSettled(
+  client: Client,
+  workflowId: string,
+  timeoutMs: number,
+): Promise<IncidentStatus> {
   const handle = client.workflow.getHandle<typeof remediate>(workflowId);
   const deadline = Date.now() + timeoutMs;
   for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
@@ -194,7 +204,8 @@ export async function waitUntilSettled(client: Client, workflowId: string, timeo
     }
     const status = await handle.query(statusQuery).catch(() => undefined);
     if (status && SETTLED.includes(status.state)) return status;
-    if (Date.now() > deadline) throw new Error(`${workflowId} did not apply within ${formatDuration(timeoutMs)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${workflowId} did not apply within ${formatDuration(timeoutMs)}`);
     await new Promise((r) => setTimeout(r, delay));
   }
 }

@@ -15,7 +15,9 @@ export const TOOLS_BIN = path.join(PROJECT_ROOT, '.tools', 'venv', 'bin');
 export function toolPath(name: string): string {
   const file = path.join(TOOLS_BIN, name);
   if (!fs.existsSync(file)) {
-    throw new Error(`${name} is not installed in ${TOOLS_BIN}; run \`npm run setup\` (or \`npm run demo\`) first`);
+    throw new Error(
+      `${name} is not installed in ${TOOLS_BIN}; run \`npm run setup\` (or \`npm run demo\`) first`,
+    );
   }
   return file;
 }
@@ -85,7 +87,9 @@ export function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -100,7 +104,11 @@ export function assertPortFree(port: number, what: string): Promise<void> {
 }
 
 /** Polls `probe` until it succeeds, the service dies, or the deadline passes. */
-export async function waitUntilReady(service: Service, probe: () => Promise<unknown>, timeoutMs: number): Promise<void> {
+export async function waitUntilReady(
+  service: Service,
+  probe: () => Promise<unknown>,
+  timeoutMs: number,
+): Promise<void> {
   let dead = false;
   void service.exited.then(() => (dead = true));
   const deadline = Date.now() + timeoutMs;

@@ -46,7 +46,9 @@ export function devAddressesFile(stateDir: string): string {
 /** The running local stack's addresses, if `perimeter dev` is up; stale files are ignored. */
 export function readDevAddresses(stateDir: string): Omit<DevAddresses, 'pid'> | undefined {
   try {
-    const { pid, ...addresses } = JSON.parse(fs.readFileSync(devAddressesFile(stateDir), 'utf8')) as DevAddresses;
+    const { pid, ...addresses } = JSON.parse(
+      fs.readFileSync(devAddressesFile(stateDir), 'utf8'),
+    ) as DevAddresses;
     process.kill(pid, 0);
     return addresses;
   } catch {

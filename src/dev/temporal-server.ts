@@ -20,12 +20,22 @@ export interface TemporalServer extends Service {
 }
 
 export async function startTemporalServer(options: TemporalServerOptions): Promise<TemporalServer> {
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--log-level', 'warn'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(options.port),
+    '--log-level',
+    'warn',
+  ];
   if (options.uiPort !== undefined) args.push('--ui-port', String(options.uiPort), '--ui-disable-news-fetch');
   else args.push('--headless');
   if (options.dbFile) args.push('--db-filename', path.resolve(options.dbFile));
   if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
-  for (const [key, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) args.push('--search-attribute', `${key}=${type}`);
+  for (const [key, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES))
+    args.push('--search-attribute', `${key}=${type}`);
 
   const service = startService('temporal', toolPath('temporal'), args, { logFile: options.logFile });
   const address = `127.0.0.1:${options.port}`;

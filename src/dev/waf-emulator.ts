@@ -8,9 +8,14 @@ export interface WafEmulator extends Service {
 }
 
 export async function startWafEmulator(options: { port: number; logFile: string }): Promise<WafEmulator> {
-  const service = startService('waf-emulator', toolPath('moto_server'), ['-H', '127.0.0.1', '-p', String(options.port)], {
-    logFile: options.logFile,
-  });
+  const service = startService(
+    'waf-emulator',
+    toolPath('moto_server'),
+    ['-H', '127.0.0.1', '-p', String(options.port)],
+    {
+      logFile: options.logFile,
+    },
+  );
   const endpoint = `http://127.0.0.1:${options.port}`;
   await waitUntilReady(
     service,

@@ -77,5 +77,10 @@ export function checkRemediation(request: RemediationRequest, limits: PolicyLimi
     );
   }
   if (problems.length > 0) throw new PolicyError(problems);
-  return { targets, action: request.action as RemediationAction, ttlMs: request.ttlMs, observeMs: request.observeMs };
+  return {
+    targets,
+    action: request.action as RemediationAction,
+    ttlMs: request.ttlMs,
+    observeMs: request.observeMs,
+  };
 }

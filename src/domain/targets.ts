@@ -88,7 +88,7 @@ function formatIpv6(value: bigint): string {
   const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -123,7 +123,10 @@ export function parseTarget(input: string): Target {
   const text = input.trim();
   const [addr = '', prefixText, extra] = text.split('/');
   if (extra !== undefined || addr === '') {
-    throw new TargetError(input, `"${input}" is not an IP address or CIDR (expected e.g. 203.0.113.7 or 2001:db8::/64)`);
+    throw new TargetError(
+      input,
+      `"${input}" is not an IP address or CIDR (expected e.g. 203.0.113.7 or 2001:db8::/64)`,
+    );
   }
   let family: IpFamily;
   let value: bigint | undefined;
@@ -135,12 +138,18 @@ export function parseTarget(input: string): Target {
     value = parseIpv4(addr);
   }
   if (value === undefined) {
-    throw new TargetError(input, `"${input}" is not an IP address or CIDR (expected e.g. 203.0.113.7 or 2001:db8::/64)`);
+    throw new TargetError(
+      input,
+      `"${input}" is not an IP address or CIDR (expected e.g. 203.0.113.7 or 2001:db8::/64)`,
+    );
   }
   let prefix = BITS[family];
   if (prefixText !== undefined) {
     if (!/^[0-9]{1,3}$/.test(prefixText) || Number(prefixText) > BITS[family]) {
-      throw new TargetError(input, `"${input}" has an invalid prefix length (0–${BITS[family]} for ${family})`);
+      throw new TargetError(
+        input,
+        `"${input}" has an invalid prefix length (0–${BITS[family]} for ${family})`,
+      );
     }
     prefix = Number(prefixText);
   }

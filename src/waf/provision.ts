@@ -82,7 +82,11 @@ export async function ensureWebAcl(o: ProvisionOptions): Promise<void> {
       Scope: o.scope,
       DefaultAction: { Allow: {} },
       Description: 'Local web ACL for the Self-Healing Perimeter',
-      VisibilityConfig: { SampledRequestsEnabled: true, CloudWatchMetricsEnabled: true, MetricName: o.webAcl },
+      VisibilityConfig: {
+        SampledRequestsEnabled: true,
+        CloudWatchMetricsEnabled: true,
+        MetricName: o.webAcl,
+      },
     }),
   );
 }
@@ -105,7 +109,13 @@ export async function initManagedWaf(o: ProvisionOptions): Promise<InitReport> {
       `web ACL "${o.webAcl}" (${o.scope}) not found; create it or set PERIMETER_WEB_ACL to the one to adopt`,
     );
   }
-  const report: InitReport = { webAcl: o.webAcl, createdSets: [], adoptedSets: [], addedRules: [], adoptedRules: [] };
+  const report: InitReport = {
+    webAcl: o.webAcl,
+    createdSets: [],
+    adoptedSets: [],
+    addedRules: [],
+    adoptedRules: [],
+  };
   const existing = new Map((await listIpSets(o)).map((s) => [s.Name, s]));
   const arns = new Map<string, string>();
   for (const set of allManagedSets(o.setPrefix)) {
@@ -132,7 +142,8 @@ export async function initManagedWaf(o: ProvisionOptions): Promise<InitReport> {
   for (let attempt = 0; ; attempt++) {
     const current = await o.client.send(new GetWebACLCommand({ Name: o.webAcl, Scope: o.scope, Id: acl.Id }));
     const webAcl = current.WebACL;
-    if (!webAcl || !current.LockToken) throw new WafError('WAFInternalErrorException', 'GetWebACL returned nothing');
+    if (!webAcl || !current.LockToken)
+      throw new WafError('WAFInternalErrorException', 'GetWebACL returned nothing');
     const rules = [...(webAcl.Rules ?? [])];
     const taken = new Set(rules.map((r) => r.Priority));
     const added: string[] = [];
@@ -193,14 +204,17 @@ export interface ManagedSetStatus {
 export async function managedWafStatus(o: ProvisionOptions): Promise<ManagedSetStatus[]> {
   const acl = await findWebAcl(o);
   const rules = acl?.Id
-    ? ((await o.client.send(new GetWebACLCommand({ Name: o.webAcl, Scope: o.scope, Id: acl.Id }))).WebACL?.Rules ?? [])
+    ? ((await o.client.send(new GetWebACLCommand({ Name: o.webAcl, Scope: o.scope, Id: acl.Id }))).WebACL
+        ?.Rules ?? [])
     : [];
   const linkedArns = new Set(rules.map((r) => r.Statement?.IPSetReferenceStatement?.ARN));
   const out: ManagedSetStatus[] = [];
   for (const summary of await listIpSets(o)) {
     const managed = summary.Name ? parseManagedSetName(o.setPrefix, summary.Name) : undefined;
     if (!managed || !summary.Id) continue;
-    const got = await o.client.send(new GetIPSetCommand({ Name: managed.name, Scope: o.scope, Id: summary.Id }));
+    const got = await o.client.send(
+      new GetIPSetCommand({ Name: managed.name, Scope: o.scope, Id: summary.Id }),
+    );
     const addresses = got.IPSet?.Addresses?.length ?? 0;
     out.push({
       name: managed.name,

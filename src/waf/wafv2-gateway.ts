@@ -132,11 +132,19 @@ export class Wafv2Gateway implements WafGateway {
       if (changed.length === 0) return { written: false, changed, unchanged, lockConflicts };
       try {
         await this.options.client.send(
-          new UpdateIPSetCommand({ ...ref, Scope: this.options.scope, Addresses: next, LockToken: lockToken }),
+          new UpdateIPSetCommand({
+            ...ref,
+            Scope: this.options.scope,
+            Addresses: next,
+            LockToken: lockToken,
+          }),
         );
         return { written: true, changed, unchanged, lockConflicts };
       } catch (err) {
-        if ((err as Error).name !== 'WAFOptimisticLockException' || lockConflicts >= this.options.lockRetries) {
+        if (
+          (err as Error).name !== 'WAFOptimisticLockException' ||
+          lockConflicts >= this.options.lockRetries
+        ) {
           throw err;
         }
         lockConflicts++;
@@ -155,7 +163,8 @@ export class Wafv2Gateway implements WafGateway {
       if ((err as Error).name === 'WAFNonexistentItemException') this.sets.delete(ref.Name);
       throw err;
     }
-    if (!out.LockToken) throw new WafError('WAFInternalErrorException', `GetIPSet ${ref.Name} returned no lock token`);
+    if (!out.LockToken)
+      throw new WafError('WAFInternalErrorException', `GetIPSet ${ref.Name} returned no lock token`);
     return { addresses: out.IPSet?.Addresses ?? [], lockToken: out.LockToken };
   }
 

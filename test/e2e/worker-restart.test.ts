@@ -26,13 +26,18 @@ function startWorkerProcess() {
 }
 
 function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  return new Promise((resolve) =>
+    child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve()),
+  );
 }
 
 it('releases the block on time after the worker is killed and a new one starts', async () => {
   const ip = '192.0.2.10';
   const first = startWorkerProcess();
-  const [started] = await startRemediation({ client: stack.client, config: stack.config }, buildDetection({ targets: [ip], ttlMs: 12_000 }));
+  const [started] = await startRemediation(
+    { client: stack.client, config: stack.config },
+    buildDetection({ targets: [ip], ttlMs: 12_000 }),
+  );
   const active = await waitUntilSettled(stack.client, started!.workflowId, 30_000);
   expect(active.state).toBe('active');
   expect(await stack.setContents('block')).toContain(`${ip}/32`);
@@ -44,7 +49,11 @@ it('releases the block on time after the worker is killed and a new one starts',
   expect(await stack.setContents('block')).toContain(`${ip}/32`);
 
   startWorkerProcess();
-  await waitFor('release after the TTL', async () => !(await stack.setContents('block')).includes(`${ip}/32`), 40_000);
+  await waitFor(
+    'release after the TTL',
+    async () => !(await stack.setContents('block')).includes(`${ip}/32`),
+    40_000,
+  );
   const releasedSeenAt = Date.now();
   expect(releasedSeenAt).toBeGreaterThanOrEqual(expiresAt);
   // "On time": the timer fires at expiry; a new worker may wait out the dead one's sticky queue (3 s).

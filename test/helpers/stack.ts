@@ -19,7 +19,8 @@ let runtimeInstalled = false;
 
 function required(name: string): string {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run the tests through jest (global-setup starts the stack)`);
+  if (!value)
+    throw new Error(`${name} is not set: run the tests through jest (global-setup starts the stack)`);
   return value;
 }
 
@@ -57,16 +58,27 @@ export interface TestStack {
 /** Provisions this file's web ACL and IP sets in the emulator and connects a client. */
 export async function openTestStack(overrides: Record<string, string> = {}): Promise<TestStack> {
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    // Some tests fail workflows on purpose; their WARN-level logs would only be noise here.
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
   }
   const env = testEnv(overrides);
   const config = loadConfig(env);
   const waf = createWafClient(config.waf);
-  const provision = { client: waf, scope: config.waf.scope, setPrefix: config.waf.setPrefix, webAcl: config.waf.webAcl };
+  const provision = {
+    client: waf,
+    scope: config.waf.scope,
+    setPrefix: config.waf.setPrefix,
+    webAcl: config.waf.webAcl,
+  };
   await ensureWebAcl(provision);
   await initManagedWaf(provision);
-  const gateway = new Wafv2Gateway({ client: waf, scope: config.waf.scope, setPrefix: config.waf.setPrefix, lockRetries: 8 });
+  const gateway = new Wafv2Gateway({
+    client: waf,
+    scope: config.waf.scope,
+    setPrefix: config.waf.setPrefix,
+    lockRetries: 8,
+  });
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const workers: Array<{ stop(): Promise<void> }> = [];
@@ -75,9 +87,12 @@ export async function openTestStack(overrides: Record<string, string> = {}): Pro
     config,
     client,
     gateway,
-    setContents: (action, family = 'ipv4') => gateway.addresses(managedSetName(config.waf.setPrefix, action, family)),
+    setContents: (action, family = 'ipv4') =>
+      gateway.addresses(managedSetName(config.waf.setPrefix, action, family)),
     async startWorker() {
-      const w = await createPerimeterWorker(config, { workflowBundle: { codePath: required('PERIMETER_TEST_BUNDLE') } });
+      const w = await createPerimeterWorker(config, {
+        workflowBundle: { codePath: required('PERIMETER_TEST_BUNDLE') },
+      });
       const running = w.worker.run();
       const handle = {
         ...w,
@@ -113,7 +128,11 @@ export function buildDetection(overrides: Partial<Detection> = {}): Detection {
 }
 
 /** Polls `probe` until it returns a truthy value; fails with `what` after the deadline. */
-export async function waitFor<T>(what: string, probe: () => Promise<T>, timeoutMs = 15_000): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T>,
+  timeoutMs = 15_000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -22,8 +22,18 @@ import { testEnv } from '../helpers/stack';
 function setup() {
   const config = loadConfig(testEnv());
   const client = createWafClient(config.waf);
-  const provision = { client, scope: config.waf.scope, setPrefix: config.waf.setPrefix, webAcl: config.waf.webAcl };
-  const gateway = new Wafv2Gateway({ client, scope: 'REGIONAL', setPrefix: config.waf.setPrefix, lockRetries: 8 });
+  const provision = {
+    client,
+    scope: config.waf.scope,
+    setPrefix: config.waf.setPrefix,
+    webAcl: config.waf.webAcl,
+  };
+  const gateway = new Wafv2Gateway({
+    client,
+    scope: 'REGIONAL',
+    setPrefix: config.waf.setPrefix,
+    lockRetries: 8,
+  });
   return { config, client, provision, gateway };
 }
 
@@ -39,7 +49,13 @@ async function ipSet(client: WAFV2Client, name: string) {
 async function foreignAdd(client: WAFV2Client, name: string, address: string) {
   const s = await ipSet(client, name);
   await client.send(
-    new UpdateIPSetCommand({ Name: name, Id: s.id, Scope: 'REGIONAL', Addresses: [...s.addresses, address], LockToken: s.lockToken }),
+    new UpdateIPSetCommand({
+      Name: name,
+      Id: s.id,
+      Scope: 'REGIONAL',
+      Addresses: [...s.addresses, address],
+      LockToken: s.lockToken,
+    }),
   );
 }
 
@@ -97,7 +113,12 @@ describe('Wafv2Gateway against the emulator', () => {
       },
       { step: 'initialize', name: 'foreignWriterBetweenReadAndWrite' },
     );
-    const gateway = new Wafv2Gateway({ client: racing, scope: 'REGIONAL', setPrefix: config.waf.setPrefix, lockRetries: 8 });
+    const gateway = new Wafv2Gateway({
+      client: racing,
+      scope: 'REGIONAL',
+      setPrefix: config.waf.setPrefix,
+      lockRetries: 8,
+    });
     const result = await gateway.apply('block', ['203.0.113.42/32']);
     expect(interfered).toBe(1);
     expect(result.lockConflicts).toBe(1);
@@ -119,14 +140,23 @@ describe('Wafv2Gateway against the emulator', () => {
       },
       { step: 'initialize' },
     );
-    const gateway = new Wafv2Gateway({ client: racing, scope: 'REGIONAL', setPrefix: config.waf.setPrefix, lockRetries: 2 });
-    await expect(gateway.apply('block', ['203.0.113.42/32'])).rejects.toMatchObject({ name: 'WAFOptimisticLockException' });
+    const gateway = new Wafv2Gateway({
+      client: racing,
+      scope: 'REGIONAL',
+      setPrefix: config.waf.setPrefix,
+      lockRetries: 2,
+    });
+    await expect(gateway.apply('block', ['203.0.113.42/32'])).rejects.toMatchObject({
+      name: 'WAFOptimisticLockException',
+    });
     expect((await ipSet(client, name)).addresses).not.toContain('203.0.113.42/32');
   });
 
   it('reports a missing set clearly', async () => {
     const { gateway } = setup();
-    await expect(gateway.apply('block', ['203.0.113.42/32'])).rejects.toThrow(/does not exist; run `perimeter waf init`/);
+    await expect(gateway.apply('block', ['203.0.113.42/32'])).rejects.toThrow(
+      /does not exist; run `perimeter waf init`/,
+    );
   });
 });
 
@@ -139,15 +169,26 @@ describe('perimeter waf init', () => {
     if (!acl?.Id) throw new Error('no web ACL');
     // A rule and an IP set the perimeter does not own, at priorities 0 and 1.
     const foreignSet = await client.send(
-      new CreateIPSetCommand({ Name: `${config.waf.webAcl}-partners`, Scope: 'REGIONAL', IPAddressVersion: 'IPV4', Addresses: ['192.0.2.0/24'] }),
+      new CreateIPSetCommand({
+        Name: `${config.waf.webAcl}-partners`,
+        Scope: 'REGIONAL',
+        IPAddressVersion: 'IPV4',
+        Addresses: ['192.0.2.0/24'],
+      }),
     );
-    const before = await client.send(new GetWebACLCommand({ Name: config.waf.webAcl, Scope: 'REGIONAL', Id: acl.Id }));
+    const before = await client.send(
+      new GetWebACLCommand({ Name: config.waf.webAcl, Scope: 'REGIONAL', Id: acl.Id }),
+    );
     const foreignRule = {
       Name: 'allow-partners',
       Priority: 1,
       Action: { Allow: {} },
       Statement: { IPSetReferenceStatement: { ARN: foreignSet.Summary?.ARN } },
-      VisibilityConfig: { SampledRequestsEnabled: true, CloudWatchMetricsEnabled: true, MetricName: 'allow-partners' },
+      VisibilityConfig: {
+        SampledRequestsEnabled: true,
+        CloudWatchMetricsEnabled: true,
+        MetricName: 'allow-partners',
+      },
     };
     await client.send(
       new UpdateWebACLCommand({
@@ -168,16 +209,25 @@ describe('perimeter waf init', () => {
     expect(second).toMatchObject({ createdSets: [], addedRules: [] });
     expect(second.adoptedSets).toHaveLength(8);
 
-    const after = await client.send(new GetWebACLCommand({ Name: config.waf.webAcl, Scope: 'REGIONAL', Id: acl.Id }));
+    const after = await client.send(
+      new GetWebACLCommand({ Name: config.waf.webAcl, Scope: 'REGIONAL', Id: acl.Id }),
+    );
     const rules = after.WebACL?.Rules ?? [];
     expect(rules).toHaveLength(9);
-    expect(rules.find((r) => r.Name === 'allow-partners')).toMatchObject({ Priority: 1, Action: { Allow: {} } });
+    expect(rules.find((r) => r.Name === 'allow-partners')).toMatchObject({
+      Priority: 1,
+      Action: { Allow: {} },
+    });
     const priorities = rules.map((r) => r.Priority);
     expect(new Set(priorities).size).toBe(priorities.length);
     const managed = rules.filter((r) => r.Name?.startsWith(`${config.waf.setPrefix}-`));
     expect(managed).toHaveLength(8);
-    expect(managed.find((r) => r.Name === managedSetName(config.waf.setPrefix, 'block', 'ipv6'))?.Action).toEqual({ Block: {} });
-    expect(managed.find((r) => r.Name === managedSetName(config.waf.setPrefix, 'count', 'ipv4'))?.Action).toEqual({ Count: {} });
+    expect(
+      managed.find((r) => r.Name === managedSetName(config.waf.setPrefix, 'block', 'ipv6'))?.Action,
+    ).toEqual({ Block: {} });
+    expect(
+      managed.find((r) => r.Name === managedSetName(config.waf.setPrefix, 'count', 'ipv4'))?.Action,
+    ).toEqual({ Count: {} });
     expect((await ipSet(client, `${config.waf.webAcl}-partners`)).addresses).toEqual(['192.0.2.0/24']);
 
     const status = await managedWafStatus(provision);

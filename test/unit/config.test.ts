@@ -5,19 +5,39 @@ describe('loadConfig', () => {
     const c = loadConfig({});
     expect(c.temporal.address).toBe('127.0.0.1:7233');
     expect(c.temporal.taskQueue).toBe('perimeter');
-    expect(c.waf).toMatchObject({ scope: 'REGIONAL', setPrefix: 'perimeter', webAcl: 'perimeter', endpoint: undefined });
-    expect(c.policy).toMatchObject({ defaultTtlMs: 3_600_000, maxTtlMs: 604_800_000, minPrefixV4: 16, minPrefixV6: 48 });
+    expect(c.waf).toMatchObject({
+      scope: 'REGIONAL',
+      setPrefix: 'perimeter',
+      webAcl: 'perimeter',
+      endpoint: undefined,
+    });
+    expect(c.policy).toMatchObject({
+      defaultTtlMs: 3_600_000,
+      maxTtlMs: 604_800_000,
+      minPrefixV4: 16,
+      minPrefixV6: 48,
+    });
   });
 
   it('reads the ecosystem variables', () => {
-    const c = loadConfig({ TEMPORAL_ADDRESS: 'temporal:7233', AWS_ENDPOINT_URL_WAFV2: 'http://127.0.0.1:5000', AWS_REGION: 'eu-west-1' });
+    const c = loadConfig({
+      TEMPORAL_ADDRESS: 'temporal:7233',
+      AWS_ENDPOINT_URL_WAFV2: 'http://127.0.0.1:5000',
+      AWS_REGION: 'eu-west-1',
+    });
     expect(c.temporal.address).toBe('temporal:7233');
     expect(c.waf).toMatchObject({ endpoint: 'http://127.0.0.1:5000', region: 'eu-west-1' });
   });
 
   it.each([
-    [{ PERIMETER_WAF_SCOPE: 'CLOUDFRONT', AWS_REGION: 'eu-west-1' }, /CLOUDFRONT scope is only served from us-east-1/],
-    [{ PERIMETER_DEFAULT_TTL: '8d' }, /PERIMETER_DEFAULT_TTL: must be greater than zero and at most PERIMETER_MAX_TTL/],
+    [
+      { PERIMETER_WAF_SCOPE: 'CLOUDFRONT', AWS_REGION: 'eu-west-1' },
+      /CLOUDFRONT scope is only served from us-east-1/,
+    ],
+    [
+      { PERIMETER_DEFAULT_TTL: '8d' },
+      /PERIMETER_DEFAULT_TTL: must be greater than zero and at most PERIMETER_MAX_TTL/,
+    ],
     [{ PERIMETER_MAX_TTL: 'forever' }, /PERIMETER_MAX_TTL: "forever" is not a duration/],
     [{ PERIMETER_MIN_PREFIX_V4: '0' }, /PERIMETER_MIN_PREFIX_V4/],
     [{ PERIMETER_SET_PREFIX: 'bad prefix!' }, /PERIMETER_SET_PREFIX/],

@@ -19,13 +19,24 @@ describe('parseTarget', () => {
     expect(t.family).toBe(family);
   });
 
-  it.each(['', 'not-an-ip', '203.0.113', '203.0.113.256', '203.0.113.042', '203.0.113.4/33', '1.2.3.4/', '1.2.3.4/2/3',
-    '2001:db8:::1', '2001:db8::1::2', '12345::1', '2001:db8::1/129', 'fe80::1%eth0', '1:2:3:4:5:6:7:8:9'])(
-    'refuses malformed %p with a TargetError',
-    (input) => {
-      expect(() => parseTarget(input)).toThrow(TargetError);
-    },
-  );
+  it.each([
+    '',
+    'not-an-ip',
+    '203.0.113',
+    '203.0.113.256',
+    '203.0.113.042',
+    '203.0.113.4/33',
+    '1.2.3.4/',
+    '1.2.3.4/2/3',
+    '2001:db8:::1',
+    '2001:db8::1::2',
+    '12345::1',
+    '2001:db8::1/129',
+    'fe80::1%eth0',
+    '1:2:3:4:5:6:7:8:9',
+  ])('refuses malformed %p with a TargetError', (input) => {
+    expect(() => parseTarget(input)).toThrow(TargetError);
+  });
 });
 
 describe('checkTarget', () => {

@@ -33,7 +33,9 @@ describe('remediate workflow', () => {
     const ip = pool.v4();
     const [started] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 3_000 }));
     expect(started?.workflowId).toBe(ipWorkflowId(`${ip}/32`));
-    await waitFor('block in the emulator', async () => (await stack.setContents('block')).includes(`${ip}/32`));
+    await waitFor('block in the emulator', async () =>
+      (await stack.setContents('block')).includes(`${ip}/32`),
+    );
     const active = await incidentStatus(stack.client, ip);
     expect(active.state).toBe('active');
     const appliedAt = Date.parse(active.appliedAt ?? '');
@@ -71,14 +73,18 @@ describe('remediate workflow', () => {
     expect(status.evidence.byClass).toEqual({ sqli: 5, xss: 3 });
     expect((await stack.setContents('block')).filter((a) => a === `${ip}/32`)).toHaveLength(1);
     const runs = [];
-    for await (const wf of stack.client.workflow.list({ query: `WorkflowId = '${first!.workflowId}'` })) runs.push(wf);
+    for await (const wf of stack.client.workflow.list({ query: `WorkflowId = '${first!.workflowId}'` }))
+      runs.push(wf);
     expect(runs).toHaveLength(1);
     await releaseRemediation(stack.client, ip, { by: 'jest' });
   });
 
   it('observes in the count set first, then moves the target to the block set', async () => {
     const ip = pool.v4();
-    const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], observeMs: 2_000, ttlMs: 30_000 }));
+    const [s] = await startRemediation(
+      deps(),
+      buildDetection({ targets: [ip], observeMs: 2_000, ttlMs: 30_000 }),
+    );
     await waitFor('count entry', async () => (await stack.setContents('count')).includes(`${ip}/32`));
     expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
     await stack.client.workflow.getHandle(s!.workflowId).signal(sightingSignal, {
@@ -97,7 +103,10 @@ describe('remediate workflow', () => {
 
   it('stands down when released during the observation window, never blocking', async () => {
     const ip = pool.v4();
-    const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], observeMs: 30_000, ttlMs: 60_000 }));
+    const [s] = await startRemediation(
+      deps(),
+      buildDetection({ targets: [ip], observeMs: 30_000, ttlMs: 60_000 }),
+    );
     await waitFor('count entry', async () => (await stack.setContents('count')).includes(`${ip}/32`));
     const r = await releaseRemediation(stack.client, ip, { by: 'oncall', reason: 'false positive' });
     expect(r).toMatchObject({ accepted: true, state: 'stood-down' });
@@ -110,7 +119,10 @@ describe('remediate workflow', () => {
 
   it('extends within the cap, refuses past it, and releases early on request', async () => {
     const ip = pool.v4();
-    const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 60_000, action: 'captcha' }));
+    const [s] = await startRemediation(
+      deps(),
+      buildDetection({ targets: [ip], ttlMs: 60_000, action: 'captcha' }),
+    );
     const active = await waitUntilSettled(stack.client, s!.workflowId, 15_000);
     expect(await stack.setContents('captcha')).toContain(`${ip}/32`);
 
@@ -118,12 +130,20 @@ describe('remediate workflow', () => {
     expect(Date.parse(extended.expiresAt) - Date.parse(active.expiresAt ?? '')).toBe(60_000);
     const tooLong = extendRemediation(stack.client, ip, { by: 'jest', byMs: 8 * 86_400_000 });
     await expect(tooLong).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
-    await expect(tooLong).rejects.toMatchObject({ cause: { message: expect.stringMatching(/exceeds the maximum of 7d/) } });
+    await expect(tooLong).rejects.toMatchObject({
+      cause: { message: expect.stringMatching(/exceeds the maximum of 7d/) },
+    });
     expect((await incidentStatus(stack.client, ip)).expiresAt).toBe(extended.expiresAt);
 
-    expect(await releaseRemediation(stack.client, ip, { by: 'oncall' })).toMatchObject({ accepted: true, state: 'released' });
+    expect(await releaseRemediation(stack.client, ip, { by: 'oncall' })).toMatchObject({
+      accepted: true,
+      state: 'released',
+    });
     expect(await stack.setContents('captcha')).not.toContain(`${ip}/32`);
-    expect(await releaseRemediation(stack.client, ip, { by: 'oncall' })).toMatchObject({ accepted: false, state: 'released' });
+    expect(await releaseRemediation(stack.client, ip, { by: 'oncall' })).toMatchObject({
+      accepted: false,
+      state: 'released',
+    });
   });
 
   it('still releases the block when the incident is cancelled', async () => {
@@ -165,9 +185,9 @@ describe('remediate workflow', () => {
     const detection = buildDetection({ targets: ['203.0.113.250'], ...change });
     await expect(startRemediation(deps(), detection)).rejects.toThrow(PolicyError);
     await expect(startRemediation(deps(), detection)).rejects.toThrow(message);
-    await expect(stack.client.workflow.getHandle(ipWorkflowId('203.0.113.250/32')).describe()).rejects.toBeInstanceOf(
-      WorkflowNotFoundError,
-    );
+    await expect(
+      stack.client.workflow.getHandle(ipWorkflowId('203.0.113.250/32')).describe(),
+    ).rejects.toBeInstanceOf(WorkflowNotFoundError);
     expect(await stack.setContents('block')).not.toContain('203.0.113.250/32');
   });
 
@@ -175,7 +195,16 @@ describe('remediate workflow', () => {
     const handle = await stack.client.workflow.start('remediate', {
       workflowId: `perimeter/ip/10.9.9.9/32-${Date.now()}`,
       taskQueue: stack.config.temporal.taskQueue,
-      args: [{ ...buildDetection(), targets: ['10.9.9.9'], action: 'block', ttlMs: 1_000, observeMs: 0, approval: 'none' }],
+      args: [
+        {
+          ...buildDetection(),
+          targets: ['10.9.9.9'],
+          action: 'block',
+          ttlMs: 1_000,
+          observeMs: 0,
+          approval: 'none',
+        },
+      ],
     });
     const failure = await handle.result().catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
