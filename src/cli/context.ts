@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { Client } from '@temporalio/client';
 import { loadConfig, type Config } from '../config';
 import { connectTemporal } from '../client/temporal';
-import { readDevAddresses } from '../dev/stack';
+import { readDevAddresses } from '../dev/addresses';
 
 /**
  * The process environment, with the addresses of a running `perimeter dev` filled in where the

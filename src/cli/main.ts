@@ -18,11 +18,8 @@ import { PolicyError, REMEDIATION_ACTIONS } from '../domain/policy';
 import { TargetError } from '../domain/targets';
 import { createWafClient } from '../waf/client';
 import { ensureWebAcl, initManagedWaf, managedWafStatus } from '../waf/provision';
-import { createPerimeterWorker } from '../worker';
 import { cliConfig, incidentUrl, whoAmI, withTemporal } from './context';
 import { remediationTable, setTable, timeline } from './format';
-import { runDemo } from './demo';
-import { runDev } from './dev';
 
 /** A refusal the user can act on: printed without a stack trace, exit code 2. */
 class UsageError extends Error {}
@@ -66,15 +63,17 @@ export function buildProgram(): Command {
     .option('--temporal-port <port>', 'Temporal gRPC port', port, 7233)
     .option('--ui-port <port>', 'Temporal Web UI port', port, 8233)
     .option('--waf-port <port>', 'WAF emulator port', port, 5000)
-    .action((o: { temporalPort: number; uiPort: number; wafPort: number }) => runDev(o));
+    .action(async (o: { temporalPort: number; uiPort: number; wafPort: number }) =>
+      (await import('./dev')).runDev(o),
+    );
 
   program
     .command('demo')
     .description('run the local stack and a short scripted attack scenario')
     .option('--keep', 'keep the stack running after the scenario (default when run in a terminal)')
     .option('--no-keep', 'stop when the scenario ends')
-    .action((o: { keep?: boolean }) =>
-      runDemo({ keep: o.keep ?? (process.stdout.isTTY && !process.env.CI) }),
+    .action(async (o: { keep?: boolean }) =>
+      (await import('./demo')).runDemo({ keep: o.keep ?? (process.stdout.isTTY && !process.env.CI) }),
     );
 
   program
@@ -82,6 +81,8 @@ export function buildProgram(): Command {
     .description('run the worker alone (production)')
     .action(async () => {
       const config = loadConfig(process.env);
+      // Loaded on demand: the worker SDK is heavy, and the other commands should start fast.
+      const { createPerimeterWorker } = await import('../worker');
       const { worker, connection } = await createPerimeterWorker(config);
       console.error(`worker polling task queue "${config.temporal.taskQueue}" on ${config.temporal.address}`);
       await worker.run();

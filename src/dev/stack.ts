@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../config';
 import { createWafClient } from '../waf/client';
 import { ensureWebAcl, initManagedWaf, type InitReport } from '../waf/provision';
 import { createPerimeterWorker, type PerimeterWorker } from '../worker';
+import { devAddressesFile, type DevAddresses } from './addresses';
 import { assertPortFree } from './services';
 import { startTemporalServer, type TemporalServer } from './temporal-server';
 import { startWafEmulator, type WafEmulator } from './waf-emulator';
@@ -29,31 +30,6 @@ export interface DevStack {
   worker: PerimeterWorker;
   provisioned: InitReport;
   stop(): Promise<void>;
-}
-
-/** What `perimeter dev` tells other commands on this machine: where its services listen. */
-export interface DevAddresses {
-  pid: number;
-  TEMPORAL_ADDRESS: string;
-  AWS_ENDPOINT_URL_WAFV2: string;
-  PERIMETER_TEMPORAL_UI_URL: string;
-}
-
-export function devAddressesFile(stateDir: string): string {
-  return path.join(stateDir, 'dev.json');
-}
-
-/** The running local stack's addresses, if `perimeter dev` is up; stale files are ignored. */
-export function readDevAddresses(stateDir: string): Omit<DevAddresses, 'pid'> | undefined {
-  try {
-    const { pid, ...addresses } = JSON.parse(
-      fs.readFileSync(devAddressesFile(stateDir), 'utf8'),
-    ) as DevAddresses;
-    process.kill(pid, 0);
-    return addresses;
-  } catch {
-    return undefined;
-  }
 }
 
 export async function startDevStack(options: DevStackOptions): Promise<DevStack> {

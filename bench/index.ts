@@ -1,0 +1,27 @@
+/**
+ * `npm run bench`: measurements that tests must not time. Results are printed as absolute
+ * numbers for this machine and as ratios within the same run, which are what to compare
+ * between machines.
+ */
+import { measureBlockLatency, summarise } from './block-latency';
+import { percentile, startBenchStack } from './stack';
+
+async function main(): Promise<void> {
+  const runs = Number(process.env.BENCH_RUNS ?? 20);
+  const stack = await startBenchStack();
+  try {
+    console.log(`block → address in the WAF set (${runs} runs each, emulator polled every 5 ms)`);
+    const latency = await measureBlockLatency(stack, runs);
+    console.log(summarise('`perimeter block` (CLI process)', latency.cliMs));
+    console.log(summarise('startRemediation() (detector)', latency.clientMs));
+    const ratio = percentile(latency.cliMs, 50) / percentile(latency.clientMs, 50);
+    console.log(`ratio p50 CLI / detector: ${ratio.toFixed(1)}× (the difference is Node + TypeScript start-up)`);
+  } finally {
+    await stack.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
