@@ -61,7 +61,7 @@ export class Incident {
         if (!RELEASABLE_STATES.includes(this.state) || this.releaseRequest) {
           return { state: this.state, accepted: false };
         }
-        this.releaseRequest = { by, reason: reason ?? 'released by request' };
+        this.releaseRequest = { by, reason: reason ?? 'manual release' };
         this.note('release', `release requested by ${by}${reason ? `: ${reason}` : ''}`);
         await condition(() => FINAL_STATES.includes(this.state));
         return { state: this.state, accepted: true };

@@ -53,7 +53,11 @@ export function timeline(workflowId: string, status: IncidentStatus): string {
     `  ${status.action} ${status.targets.join(', ')} — ${status.state}`,
     `  reason: ${status.reason} (detector ${status.detector})`,
     `  ttl ${formatDuration(status.ttlMs)}, observe ${formatDuration(status.observeMs)}` +
-      (status.expiresAt ? `, expires ${until(status.expiresAt)}` : ''),
+      (status.releasedAt
+        ? `, released ${status.releasedAt}`
+        : status.expiresAt
+          ? `, expires ${until(status.expiresAt)}`
+          : ''),
     `  evidence: ${e.requests} attack requests in ${e.sightings} sightings${classes ? ` (${classes})` : ''}` +
       (e.firstSeen ? `, first ${e.firstSeen}, last ${e.lastSeen}` : ''),
   ];

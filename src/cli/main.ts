@@ -20,6 +20,17 @@ import { createWafClient } from '../waf/client';
 import { ensureWebAcl, initManagedWaf, managedWafStatus } from '../waf/provision';
 import { cliConfig, incidentUrl, whoAmI, withTemporal } from './context';
 import { remediationTable, setTable, timeline } from './format';
+import type * as DevCommand from './dev';
+import type * as DemoCommand from './demo';
+import type * as WorkerModule from '../worker';
+
+/**
+ * Loads a module on first use. The worker SDK behind `dev`, `demo` and `worker` takes a third
+ * of a second to load, which every other command would otherwise pay. (A plain require: the
+ * TypeScript loader keeps dynamic import() as native ESM, which cannot resolve these paths.)
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const lazy = <T>(id: string): T => require(id) as T;
 
 /** A refusal the user can act on: printed without a stack trace, exit code 2. */
 class UsageError extends Error {}
@@ -64,7 +75,7 @@ export function buildProgram(): Command {
     .option('--ui-port <port>', 'Temporal Web UI port', port, 8233)
     .option('--waf-port <port>', 'WAF emulator port', port, 5000)
     .action(async (o: { temporalPort: number; uiPort: number; wafPort: number }) =>
-      (await import('./dev')).runDev(o),
+      lazy<typeof DevCommand>('./dev').runDev(o),
     );
 
   program
@@ -73,7 +84,9 @@ export function buildProgram(): Command {
     .option('--keep', 'keep the stack running after the scenario (default when run in a terminal)')
     .option('--no-keep', 'stop when the scenario ends')
     .action(async (o: { keep?: boolean }) =>
-      (await import('./demo')).runDemo({ keep: o.keep ?? (process.stdout.isTTY && !process.env.CI) }),
+      lazy<typeof DemoCommand>('./demo').runDemo({
+        keep: o.keep ?? (process.stdout.isTTY && !process.env.CI),
+      }),
     );
 
   program
@@ -82,7 +95,7 @@ export function buildProgram(): Command {
     .action(async () => {
       const config = loadConfig(process.env);
       // Loaded on demand: the worker SDK is heavy, and the other commands should start fast.
-      const { createPerimeterWorker } = await import('../worker');
+      const { createPerimeterWorker } = lazy<typeof WorkerModule>('../worker');
       const { worker, connection } = await createPerimeterWorker(config);
       console.error(`worker polling task queue "${config.temporal.taskQueue}" on ${config.temporal.address}`);
       await worker.run();

@@ -6,7 +6,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config';
+import { connectTemporal } from '../client/temporal';
+import { listRemediations } from '../client/remediation';
+import { isSetAction } from '../domain/policy';
 import { createWafClient } from '../waf/client';
+import { Wafv2Gateway } from '../waf/wafv2-gateway';
 import { ensureWebAcl, initManagedWaf, type InitReport } from '../waf/provision';
 import { createPerimeterWorker, type PerimeterWorker } from '../worker';
 import { devAddressesFile, type DevAddresses } from './addresses';
@@ -30,6 +34,33 @@ export interface DevStack {
   worker: PerimeterWorker;
   provisioned: InitReport;
   stop(): Promise<void>;
+}
+
+/**
+ * The emulator keeps its sets in memory while Temporal keeps incidents on disk: after a restart
+ * of the local stack, put every open incident's targets back where the incident says they are.
+ */
+async function restoreEmulatorState(config: Config): Promise<number> {
+  const gateway = new Wafv2Gateway({
+    client: createWafClient(config.waf),
+    scope: config.waf.scope,
+    setPrefix: config.waf.setPrefix,
+    lockRetries: config.waf.lockRetries,
+  });
+  const { client, connection } = await connectTemporal(config);
+  try {
+    let restored = 0;
+    for (const incident of await listRemediations(client)) {
+      const set =
+        incident.state === 'observing' ? 'count' : incident.state === 'active' ? incident.action : undefined;
+      if (!set || !isSetAction(set) || incident.targets.length === 0) continue;
+      await gateway.apply(set, incident.targets);
+      restored++;
+    }
+    return restored;
+  } finally {
+    await connection.close();
+  }
 }
 
 export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
@@ -66,6 +97,8 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     };
     await ensureWebAcl(provision);
     const provisioned = await initManagedWaf(provision);
+    const restored = await restoreEmulatorState(config);
+    if (restored > 0) options.log(`re-applied ${restored} open remediation(s) to the fresh WAF emulator`);
     options.log('starting worker …');
     const worker = await createPerimeterWorker(config);
     const running = worker.worker.run();

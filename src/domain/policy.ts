@@ -39,6 +39,10 @@ export class PolicyError extends Error {
   }
 }
 
+export function isSetAction(value: string): value is SetAction {
+  return (SET_ACTIONS as readonly string[]).includes(value);
+}
+
 export function isRemediationAction(value: string): value is RemediationAction {
   return (REMEDIATION_ACTIONS as readonly string[]).includes(value);
 }
