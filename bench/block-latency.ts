@@ -21,7 +21,10 @@ async function untilPresent(stack: BenchStack, cidr: string, startedAt: number):
 
 function runCli(stack: BenchStack, args: string[]): Promise<number | null> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...stack.env }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...stack.env },
+      stdio: 'ignore',
+    });
     child.on('exit', resolve);
   });
 }
@@ -45,7 +48,14 @@ export async function measureBlockLatency(stack: BenchStack, runs: number): Prom
 
     const ip = `203.0.113.${i + 1}`;
     const t1 = performance.now();
-    await startRemediation(deps, { targets: [ip], ttlMs: 600_000, observeMs: 0, reason: 'bench', detector: 'bench', requestedBy: 'bench' });
+    await startRemediation(deps, {
+      targets: [ip],
+      ttlMs: 600_000,
+      observeMs: 0,
+      reason: 'bench',
+      detector: 'bench',
+      requestedBy: 'bench',
+    });
     result.clientMs.push(await untilPresent(stack, `${ip}/32`, t1));
   }
   for (let i = 0; i < runs; i++) {

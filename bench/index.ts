@@ -15,7 +15,9 @@ async function main(): Promise<void> {
     console.log(summarise('`perimeter block` (CLI process)', latency.cliMs));
     console.log(summarise('startRemediation() (detector)', latency.clientMs));
     const ratio = percentile(latency.cliMs, 50) / percentile(latency.clientMs, 50);
-    console.log(`ratio p50 CLI / detector: ${ratio.toFixed(1)}× (the difference is Node + TypeScript start-up)`);
+    console.log(
+      `ratio p50 CLI / detector: ${ratio.toFixed(1)}× (the difference is Node + TypeScript start-up)`,
+    );
   } finally {
     await stack.stop();
   }

@@ -36,7 +36,12 @@ export async function startBenchStack(): Promise<BenchStack> {
   };
   const config = loadConfig(env);
   const wafClient = createWafClient(config.waf);
-  const provision = { client: wafClient, scope: config.waf.scope, setPrefix: config.waf.setPrefix, webAcl: config.waf.webAcl };
+  const provision = {
+    client: wafClient,
+    scope: config.waf.scope,
+    setPrefix: config.waf.setPrefix,
+    webAcl: config.waf.webAcl,
+  };
   await ensureWebAcl(provision);
   await initManagedWaf(provision);
   const worker = await createPerimeterWorker(config);
@@ -46,7 +51,12 @@ export async function startBenchStack(): Promise<BenchStack> {
     env,
     config,
     client: new Client({ connection }),
-    gateway: new Wafv2Gateway({ client: wafClient, scope: config.waf.scope, setPrefix: config.waf.setPrefix, lockRetries: 8 }),
+    gateway: new Wafv2Gateway({
+      client: wafClient,
+      scope: config.waf.scope,
+      setPrefix: config.waf.setPrefix,
+      lockRetries: 8,
+    }),
     async stop() {
       worker.worker.shutdown();
       await running;
