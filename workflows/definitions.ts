@@ -42,6 +42,21 @@ export interface RemediationInput {
   detector: string;
   /** Who or what asked, for the timeline (a user name, a host). */
   requestedBy: string;
+  /** Set only by continue-as-new: the incident so far, held and waiting out its TTL. */
+  resumed?: IncidentCarryOver;
+}
+
+/** What a long-held incident carries into its next run. */
+export interface IncidentCarryOver {
+  run: number;
+  targets: string[];
+  limits: PolicyLimits;
+  ttlMs: number;
+  appliedAt: number;
+  expiresAt: number;
+  held: SetAction[];
+  evidence: Evidence;
+  timeline: TimelineEntry[];
 }
 
 export type IncidentState =

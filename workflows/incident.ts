@@ -4,7 +4,7 @@
  */
 import { condition, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { formatDuration } from '../src/domain/durations';
-import { checkTtl, type PolicyLimits } from '../src/domain/policy';
+import { checkTtl, type PolicyLimits, type SetAction } from '../src/domain/policy';
 import {
   extendUpdate,
   releaseUpdate,
@@ -12,6 +12,7 @@ import {
   sightingSignal,
   statusQuery,
   type Evidence,
+  type IncidentCarryOver,
   type IncidentState,
   type IncidentStatus,
   type RemediationInput,
@@ -37,7 +38,7 @@ export class Incident {
   /** Why the incident ended abnormally (failure, cancellation), for the release entry. */
   endedBy: string | undefined;
   readonly timeline: TimelineEntry[] = [];
-  readonly evidence: Evidence = {
+  evidence: Evidence = {
     sightings: 0,
     requests: 0,
     byClass: {},
@@ -46,9 +47,41 @@ export class Incident {
     detectors: [],
   };
 
+  /** 1 for the first run; each continue-as-new adds one. */
+  run = 1;
+
   constructor(readonly input: RemediationInput) {
     this.targets = input.targets;
     this.ttlMs = input.ttlMs;
+    const r = input.resumed;
+    if (r) {
+      this.run = r.run;
+      this.targets = r.targets;
+      this.limits = r.limits;
+      this.ttlMs = r.ttlMs;
+      this.appliedAt = r.appliedAt;
+      this.expiresAt = r.expiresAt;
+      this.evidence = r.evidence;
+      this.state = 'active';
+      this.timeline.push(...r.timeline);
+    }
+  }
+
+  carryOver(held: SetAction[]): IncidentCarryOver {
+    if (this.limits === undefined || this.appliedAt === undefined || this.expiresAt === undefined) {
+      throw new Error('only an applied incident can continue as new');
+    }
+    return {
+      run: this.run + 1,
+      targets: this.targets,
+      limits: this.limits,
+      ttlMs: this.ttlMs,
+      appliedAt: this.appliedAt,
+      expiresAt: this.expiresAt,
+      held,
+      evidence: this.evidence,
+      timeline: this.timeline,
+    };
   }
 
   /** Registers the signal, updates and query. Called first thing, before any await. */

@@ -7,8 +7,10 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  continueAsNew,
   isCancellation,
   proxyActivities,
+  workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
@@ -50,23 +52,30 @@ const { removeFromIpSet } = proxyActivities<Activities>(releaseOptions);
 export async function remediate(input: RemediationInput): Promise<IncidentStatus> {
   const incident = new Incident(input);
   incident.listen();
-  incident.note('detect', `${input.detector}: ${input.reason} (requested by ${input.requestedBy})`);
-  incident.publish();
   /** Which sets hold this incident's targets right now; the release step empties exactly these. */
-  const held = new Set<SetAction>();
+  const held = new Set<SetAction>(input.resumed?.held ?? []);
+  let next: 'release' | 'continue-as-new' = 'release';
   try {
-    await validate(incident); // 1
-    if ((await observe(incident, held)) === 'stand-down') return await finish(incident); // 2
-    ask(incident); // 3
-    await apply(incident, held); // 4
-    await hold(incident); // 5
+    if (!input.resumed) {
+      incident.note('detect', `${input.detector}: ${input.reason} (requested by ${input.requestedBy})`);
+      incident.publish();
+      await validate(incident); // 1
+      if ((await observe(incident, held)) === 'stand-down') return await finish(incident); // 2
+      ask(incident); // 3
+      await apply(incident, held); // 4
+    }
+    next = await hold(incident); // 5
   } catch (err) {
     incident.endedBy = isCancellation(err)
       ? 'incident cancelled'
       : `incident failed: ${(err as Error).message}`;
     throw err;
   } finally {
-    await CancellationScope.nonCancellable(() => release(incident, held)); // 6
+    if (next === 'release') await CancellationScope.nonCancellable(() => release(incident, held)); // 6
+  }
+  if (next === 'continue-as-new') {
+    // A long hold with steady evidence outgrows one history; the next run keeps holding.
+    return continueAsNew<typeof remediate>({ ...input, resumed: incident.carryOver([...held]) });
   }
   record(incident); // 7
   return finish(incident);
@@ -136,17 +145,33 @@ async function apply(incident: Incident, held: Set<SetAction>): Promise<void> {
   incident.enter('active', 'apply', `${action} in place until ${new Date(incident.expiresAt).toISOString()}`);
 }
 
-/** Durable TTL: survives worker restarts; `extend` moves the expiry, `release` ends it early. */
-async function hold(incident: Incident): Promise<void> {
+/**
+ * Durable TTL: survives worker restarts; `extend` moves the expiry, `release` ends it early.
+ * When the history grows long (steady sightings), hands over to a fresh run instead.
+ */
+async function hold(incident: Incident): Promise<'release' | 'continue-as-new'> {
   while (!incident.releaseRequest && incident.expiresAt !== undefined) {
     const expiry = incident.expiresAt;
     const remaining = expiry - Date.now();
     if (remaining <= 0) break;
-    await condition(() => incident.releaseRequest !== undefined || incident.expiresAt !== expiry, remaining, {
-      summary: `TTL: ${incident.input.action} until ${new Date(expiry).toISOString()}`,
-    });
+    await condition(
+      () =>
+        incident.releaseRequest !== undefined ||
+        incident.expiresAt !== expiry ||
+        workflowInfo().continueAsNewSuggested,
+      remaining,
+      { summary: `TTL: ${incident.input.action} until ${new Date(expiry).toISOString()}` },
+    );
+    if (workflowInfo().continueAsNewSuggested && !incident.releaseRequest) {
+      await condition(() => allHandlersFinished() || incident.releaseRequest !== undefined);
+      if (!incident.releaseRequest) {
+        incident.note('hold', `history is long: continuing in a new run (run ${incident.run + 1})`);
+        return 'continue-as-new';
+      }
+    }
   }
   incident.note('hold', incident.releaseRequest ? 'hold ended early by request' : 'TTL ended');
+  return 'release';
 }
 
 async function release(incident: Incident, held: Set<SetAction>): Promise<void> {

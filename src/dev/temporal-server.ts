@@ -12,6 +12,8 @@ export interface TemporalServerOptions {
   dbFile?: string;
   logFile: string;
   namespace?: string;
+  /** `--dynamic-config-value` pairs, e.g. lower history limits in tests. */
+  dynamicConfig?: Record<string, string | number>;
 }
 
 export interface TemporalServer extends Service {
@@ -34,6 +36,9 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
   else args.push('--headless');
   if (options.dbFile) args.push('--db-filename', path.resolve(options.dbFile));
   if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
+  for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) {
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  }
   for (const [key, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES))
     args.push('--search-attribute', `${key}=${type}`);
 

@@ -17,7 +17,13 @@ export default async function globalSetup(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perimeter-test-'));
   const [temporalPort, wafPort] = [await freePort(), await freePort()];
   const [temporal, waf, bundle] = await Promise.all([
-    startTemporalServer({ port: temporalPort, logFile: path.join(dir, 'temporal.log') }),
+    startTemporalServer({
+      port: temporalPort,
+      logFile: path.join(dir, 'temporal.log'),
+      // Low enough that a test can make an incident's history "long" (continue-as-new) in
+      // a few hundred signals; far above what any other test's incident records.
+      dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 300 },
+    }),
     startWafEmulator({ port: wafPort, logFile: path.join(dir, 'waf-emulator.log') }),
     bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger }),
   ]);

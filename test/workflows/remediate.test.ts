@@ -169,6 +169,44 @@ describe('remediate workflow', () => {
     expect(await stack.setContents('block', 'ipv6')).not.toContain(cidr);
   });
 
+  it('continues a long hold in a new run without releasing, and keeps its story', async () => {
+    const ip = pool.v4();
+    const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 120_000 }));
+    await waitUntilSettled(stack.client, s!.workflowId, 15_000);
+    const handle = stack.client.workflow.getHandle<typeof remediate>(s!.workflowId);
+    const firstRun = (await handle.describe()).runId;
+    let sent = 0;
+    while ((await handle.describe()).runId === firstRun) {
+      if (sent >= 1_000) throw new Error('no continue-as-new after 1000 sightings');
+      await Promise.all(
+        Array.from({ length: 25 }, () =>
+          handle.signal(sightingSignal, {
+            at: new Date().toISOString(),
+            detector: 'test-detector',
+            classes: { sqli: 1 },
+          }),
+        ),
+      );
+      sent += 25;
+    }
+    const status = await waitFor('status from the new run', () => handle.query(statusQuery));
+    expect(status.state).toBe('active');
+    expect(status.timeline.map((t) => t.message)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^block in place until/),
+        expect.stringMatching(/continuing in a new run/),
+      ]),
+    );
+    expect(await stack.setContents('block')).toContain(`${ip}/32`);
+    expect(await releaseRemediation(stack.client, ip, { by: 'jest' })).toMatchObject({
+      accepted: true,
+      state: 'released',
+    });
+    expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+    const final = await handle.result();
+    expect(final.evidence.sightings).toBeGreaterThan(100);
+  });
+
   it.each([
     [{ targets: ['203.0.113.999'] }, /is not an IP address or CIDR/],
     [{ targets: ['0.0.0.0/0'] }, /whole IPv4 internet/],
