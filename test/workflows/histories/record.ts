@@ -1,0 +1,113 @@
+/**
+ * Records the incident workflow's histories for the replay test:
+ *   node bin/run-ts.js test/workflows/histories/record.ts
+ * Run it only when a workflow change is meant to be incompatible (and then version it with
+ * patched() instead where incidents may be open in production).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { toolPath } from '../../../src/dev/services';
+import {
+  extendRemediation,
+  releaseRemediation,
+  startRemediation,
+  waitUntilSettled,
+} from '../../../src/client/remediation';
+import { sightingSignal } from '../../../workflows/definitions';
+import { startBenchStack } from '../../../bench/stack';
+
+const detection = {
+  action: 'block',
+  reason: 'recorded scenario',
+  detector: 'recorder',
+  requestedBy: 'recorder',
+  evidence: { classes: { sqli: 5 }, samples: ["GET /?q=1' OR 1=1"] },
+};
+
+async function main(): Promise<void> {
+  const stack = await startBenchStack();
+  const deps = { client: stack.client, config: stack.config };
+  const handle = (id: string) => stack.client.workflow.getHandle(id);
+  const histories: Record<string, string> = {};
+  try {
+    // Observed, more evidence, applied, released by the TTL.
+    const [ttl] = await startRemediation(deps, {
+      ...detection,
+      targets: ['203.0.113.1'],
+      observeMs: 1_000,
+      ttlMs: 2_000,
+    });
+    await handle(ttl!.workflowId).signal(sightingSignal, {
+      at: new Date().toISOString(),
+      detector: 'recorder',
+      classes: { xss: 2 },
+    });
+    await handle(ttl!.workflowId).result();
+    histories['ttl-release'] = ttl!.workflowId;
+
+    // Applied, extended, released early by an operator.
+    const [early] = await startRemediation(deps, {
+      ...detection,
+      targets: ['2001:db8:5::/48'],
+      observeMs: 0,
+      ttlMs: 60_000,
+    });
+    await waitUntilSettled(stack.client, early!.workflowId, 15_000);
+    await extendRemediation(stack.client, early!.workflowId, { by: 'recorder', byMs: 60_000 });
+    await releaseRemediation(stack.client, early!.workflowId, { by: 'recorder', reason: 'false positive' });
+    histories['extend-release'] = early!.workflowId;
+
+    // Stood down during the observation window.
+    const [stand] = await startRemediation(deps, {
+      ...detection,
+      targets: ['203.0.113.2'],
+      observeMs: 30_000,
+      ttlMs: 60_000,
+    });
+    await new Promise((r) => setTimeout(r, 1_000));
+    await releaseRemediation(stack.client, stand!.workflowId, { by: 'recorder' });
+    histories['stand-down'] = stand!.workflowId;
+
+    // Cancelled while held: still released.
+    const [cancel] = await startRemediation(deps, {
+      ...detection,
+      targets: ['203.0.113.3'],
+      observeMs: 0,
+      ttlMs: 60_000,
+    });
+    await waitUntilSettled(stack.client, cancel!.workflowId, 15_000);
+    await handle(cancel!.workflowId).cancel();
+    await handle(cancel!.workflowId)
+      .result()
+      .catch(() => undefined);
+    histories.cancelled = cancel!.workflowId;
+
+    for (const [name, id] of Object.entries(histories)) {
+      // The Temporal CLI writes the proto-JSON form that historyFromJSON() reads back.
+      const json = execFileSync(
+        toolPath('temporal'),
+        [
+          'workflow',
+          'show',
+          '--address',
+          stack.config.temporal.address,
+          '--workflow-id',
+          id,
+          '--output',
+          'json',
+        ],
+        { encoding: 'utf8' },
+      );
+      fs.writeFileSync(path.join(__dirname, `${name}.json`), json);
+      console.log(`recorded ${name}: ${(JSON.parse(json) as { events: unknown[] }).events.length} events`);
+    }
+  } finally {
+    await stack.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
