@@ -8,9 +8,9 @@ import { loadConfig, type Config } from '../src/config';
 import { freePort } from '../src/dev/services';
 import { startTemporalServer } from '../src/dev/temporal-server';
 import { startWafEmulator } from '../src/dev/waf-emulator';
-import { createWafClient } from '../src/waf/client';
+import { configuredWaf } from '../src/waf/client';
 import { ensureWebAcl, initManagedWaf } from '../src/waf/provision';
-import { Wafv2Gateway } from '../src/waf/wafv2-gateway';
+import type { Wafv2Gateway } from '../src/waf/wafv2-gateway';
 import { createPerimeterWorker } from '../src/worker';
 
 export interface BenchStack {
@@ -35,13 +35,7 @@ export async function startBenchStack(): Promise<BenchStack> {
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   const config = loadConfig(env);
-  const wafClient = createWafClient(config.waf);
-  const provision = {
-    client: wafClient,
-    scope: config.waf.scope,
-    setPrefix: config.waf.setPrefix,
-    webAcl: config.waf.webAcl,
-  };
+  const { gateway, provision } = configuredWaf(config.waf);
   await ensureWebAcl(provision);
   await initManagedWaf(provision);
   const worker = await createPerimeterWorker(config);
@@ -51,12 +45,7 @@ export async function startBenchStack(): Promise<BenchStack> {
     env,
     config,
     client: new Client({ connection }),
-    gateway: new Wafv2Gateway({
-      client: wafClient,
-      scope: config.waf.scope,
-      setPrefix: config.waf.setPrefix,
-      lockRetries: 8,
-    }),
+    gateway,
     async stop() {
       worker.worker.shutdown();
       await running;

@@ -5,8 +5,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { Config } from './config';
-import { createWafClient } from './waf/client';
-import { Wafv2Gateway } from './waf/wafv2-gateway';
+import { configuredWaf } from './waf/client';
 
 export interface PerimeterWorker {
   worker: Worker;
@@ -23,12 +22,7 @@ export async function createPerimeterWorker(
   extras: WorkerExtras = {},
 ): Promise<PerimeterWorker> {
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const waf = new Wafv2Gateway({
-    client: createWafClient(config.waf),
-    scope: config.waf.scope,
-    setPrefix: config.waf.setPrefix,
-    lockRetries: config.waf.lockRetries,
-  });
+  const { gateway: waf } = configuredWaf(config.waf);
   const activities = createActivities({
     waf,
     limits: {

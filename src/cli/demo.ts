@@ -13,9 +13,8 @@ import {
   type Detection,
 } from '../client/remediation';
 import { PolicyError } from '../domain/policy';
-import { createWafClient } from '../waf/client';
+import { configuredWaf } from '../waf/client';
 import { managedWafStatus } from '../waf/provision';
-import { Wafv2Gateway } from '../waf/wafv2-gateway';
 import type { DevStack } from '../dev/stack';
 import { assertPortFree, freePort } from '../dev/services';
 import { incidentUrl } from './context';
@@ -40,12 +39,7 @@ function sqliProbe(ip: string, n: number): string {
 async function scenario(stack: DevStack, client: Client): Promise<void> {
   const { config } = stack;
   const deps = { client, config };
-  const gateway = new Wafv2Gateway({
-    client: createWafClient(config.waf),
-    scope: config.waf.scope,
-    setPrefix: config.waf.setPrefix,
-    lockRetries: 8,
-  });
+  const { gateway, provision } = configuredWaf(config.waf);
   const setName = (action: string, family = 'ipv4') => `${config.waf.setPrefix}-${action}-${family}-0`;
   const showSet = async (action: string, family = 'ipv4') =>
     say(`   ${setName(action, family)}: [${(await gateway.addresses(setName(action, family))).join(', ')}]`);
@@ -132,7 +126,7 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   await showSet('challenge');
   await showSet('block', 'ipv6');
   say('');
-  say(setTable(await managedWafStatus({ ...provisionOf(stack), client: createWafClient(config.waf) })));
+  say(setTable(await managedWafStatus(provision)));
   say('');
   say(remediationTable(await listRemediations(client)));
 
@@ -156,14 +150,6 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
 
   step(8, `The incident's story (\`perimeter show ${first.target}\`)`);
   say(timeline(first.workflowId, await incidentStatus(client, first.workflowId)));
-}
-
-function provisionOf(stack: DevStack) {
-  return {
-    scope: stack.config.waf.scope,
-    setPrefix: stack.config.waf.setPrefix,
-    webAcl: stack.config.waf.webAcl,
-  };
 }
 
 export async function runDemo(options: { keep: boolean }): Promise<void> {

@@ -16,7 +16,7 @@ import {
 import { DurationError, formatDuration, parseDuration } from '../domain/durations';
 import { PolicyError, REMEDIATION_ACTIONS } from '../domain/policy';
 import { TargetError } from '../domain/targets';
-import { createWafClient } from '../waf/client';
+import { configuredWaf } from '../waf/client';
 import { ensureWebAcl, initManagedWaf, managedWafStatus } from '../waf/provision';
 import { cliConfig, incidentUrl, whoAmI, withTemporal } from './context';
 import { remediationTable, setTable, timeline } from './format';
@@ -54,13 +54,7 @@ const print = (value: unknown) =>
   console.log(typeof value === 'string' ? value : JSON.stringify(value, null, 2));
 
 function provisionOptions() {
-  const config = cliConfig();
-  return {
-    client: createWafClient(config.waf),
-    scope: config.waf.scope,
-    setPrefix: config.waf.setPrefix,
-    webAcl: config.waf.webAcl,
-  };
+  return configuredWaf(cliConfig().waf).provision;
 }
 
 export function buildProgram(): Command {

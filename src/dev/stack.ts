@@ -9,8 +9,7 @@ import { loadConfig, type Config } from '../config';
 import { connectTemporal } from '../client/temporal';
 import { listRemediations } from '../client/remediation';
 import { isSetAction } from '../domain/policy';
-import { createWafClient } from '../waf/client';
-import { Wafv2Gateway } from '../waf/wafv2-gateway';
+import { configuredWaf } from '../waf/client';
 import { ensureWebAcl, initManagedWaf, type InitReport } from '../waf/provision';
 import { createPerimeterWorker, type PerimeterWorker } from '../worker';
 import { devAddressesFile, type DevAddresses } from './addresses';
@@ -41,12 +40,7 @@ export interface DevStack {
  * of the local stack, put every open incident's targets back where the incident says they are.
  */
 async function restoreEmulatorState(config: Config): Promise<number> {
-  const gateway = new Wafv2Gateway({
-    client: createWafClient(config.waf),
-    scope: config.waf.scope,
-    setPrefix: config.waf.setPrefix,
-    lockRetries: config.waf.lockRetries,
-  });
+  const { gateway } = configuredWaf(config.waf);
   const { client, connection } = await connectTemporal(config);
   try {
     let restored = 0;
@@ -89,12 +83,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       PERIMETER_TEMPORAL_UI_URL: temporal.uiUrl ?? '',
     };
     const config = loadConfig({ ...options.env, ...addresses });
-    const provision = {
-      client: createWafClient(config.waf),
-      scope: config.waf.scope,
-      setPrefix: config.waf.setPrefix,
-      webAcl: config.waf.webAcl,
-    };
+    const { provision } = configuredWaf(config.waf);
     await ensureWebAcl(provision);
     const provisioned = await initManagedWaf(provision);
     const restored = await restoreEmulatorState(config);

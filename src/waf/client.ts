@@ -1,5 +1,7 @@
 import { WAFV2Client } from '@aws-sdk/client-wafv2';
 import type { Config } from '../config';
+import type { ProvisionOptions } from './provision';
+import { Wafv2Gateway } from './wafv2-gateway';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
@@ -24,4 +26,31 @@ export function createWafClient(waf: Config['waf']): WAFV2Client {
     // what to re-read; the SDK's own retries would only resend a stale lock token.
     maxAttempts: 2,
   });
+}
+
+/** The WAF resources of one configuration: the SDK client, the gateway, provisioning options. */
+export interface ConfiguredWaf {
+  client: WAFV2Client;
+  gateway: Wafv2Gateway;
+  provision: ProvisionOptions;
+}
+
+/** Wires the gateway and provisioning for `waf` (optionally over a given SDK client). */
+export function configuredWaf(waf: Config['waf'], client: WAFV2Client = createWafClient(waf)): ConfiguredWaf {
+  return {
+    client,
+    gateway: new Wafv2Gateway({
+      client,
+      scope: waf.scope,
+      setPrefix: waf.setPrefix,
+      lockRetries: waf.lockRetries,
+    }),
+    provision: {
+      client,
+      scope: waf.scope,
+      setPrefix: waf.setPrefix,
+      webAcl: waf.webAcl,
+      lockRetries: waf.lockRetries,
+    },
+  };
 }

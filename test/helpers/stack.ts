@@ -8,10 +8,10 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../src/config';
 import type { Detection } from '../../src/client/remediation';
-import { createWafClient } from '../../src/waf/client';
+import { configuredWaf } from '../../src/waf/client';
 import { managedSetName } from '../../src/waf/names';
 import { ensureWebAcl, initManagedWaf } from '../../src/waf/provision';
-import { Wafv2Gateway } from '../../src/waf/wafv2-gateway';
+import type { Wafv2Gateway } from '../../src/waf/wafv2-gateway';
 import { createPerimeterWorker, type PerimeterWorker } from '../../src/worker';
 import type { SetAction } from '../../src/domain/policy';
 
@@ -64,21 +64,9 @@ export async function openTestStack(overrides: Record<string, string> = {}): Pro
   }
   const env = testEnv(overrides);
   const config = loadConfig(env);
-  const waf = createWafClient(config.waf);
-  const provision = {
-    client: waf,
-    scope: config.waf.scope,
-    setPrefix: config.waf.setPrefix,
-    webAcl: config.waf.webAcl,
-  };
+  const { gateway, provision } = configuredWaf(config.waf);
   await ensureWebAcl(provision);
   await initManagedWaf(provision);
-  const gateway = new Wafv2Gateway({
-    client: waf,
-    scope: config.waf.scope,
-    setPrefix: config.waf.setPrefix,
-    lockRetries: 8,
-  });
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const workers: Array<{ stop(): Promise<void> }> = [];

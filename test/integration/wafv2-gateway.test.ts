@@ -13,7 +13,7 @@ import {
   type WAFV2Client,
 } from '@aws-sdk/client-wafv2';
 import { loadConfig } from '../../src/config';
-import { createWafClient } from '../../src/waf/client';
+import { configuredWaf, createWafClient } from '../../src/waf/client';
 import { managedSetName } from '../../src/waf/names';
 import { ensureWebAcl, initManagedWaf, managedWafStatus } from '../../src/waf/provision';
 import { Wafv2Gateway } from '../../src/waf/wafv2-gateway';
@@ -21,20 +21,7 @@ import { testEnv } from '../helpers/stack';
 
 function setup() {
   const config = loadConfig(testEnv());
-  const client = createWafClient(config.waf);
-  const provision = {
-    client,
-    scope: config.waf.scope,
-    setPrefix: config.waf.setPrefix,
-    webAcl: config.waf.webAcl,
-  };
-  const gateway = new Wafv2Gateway({
-    client,
-    scope: 'REGIONAL',
-    setPrefix: config.waf.setPrefix,
-    lockRetries: 8,
-  });
-  return { config, client, provision, gateway };
+  return { config, ...configuredWaf(config.waf) };
 }
 
 async function ipSet(client: WAFV2Client, name: string) {
