@@ -28,7 +28,10 @@ export const NON_RETRYABLE_WAF_ERRORS = [
  * The SDK reports errors it has no model for as `WAFV2ServiceException`; the original name from
  * the response, when there is one, is the more useful type.
  */
-export function toApplicationFailure(err: unknown): ApplicationFailure {
+export function toApplicationFailure(
+  err: unknown,
+  options: { alwaysRetryable?: boolean } = {},
+): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   const e = err instanceof Error ? err : new Error(String(err));
   const raw =
@@ -37,6 +40,6 @@ export function toApplicationFailure(err: unknown): ApplicationFailure {
   return ApplicationFailure.create({
     type,
     message: e.message,
-    nonRetryable: NON_RETRYABLE_WAF_ERRORS.includes(type),
+    nonRetryable: !options.alwaysRetryable && NON_RETRYABLE_WAF_ERRORS.includes(type),
   });
 }

@@ -21,11 +21,19 @@ export interface BenchStack {
   stop(): Promise<void>;
 }
 
-export async function startBenchStack(): Promise<BenchStack> {
+export async function startBenchStack(
+  options: { dynamicConfig?: Record<string, string | number> } = {},
+): Promise<BenchStack> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perimeter-bench-'));
   const [temporal, waf] = await Promise.all([
-    freePort().then((port) => startTemporalServer({ port, logFile: path.join(dir, 'temporal.log') })),
+    freePort().then((port) =>
+      startTemporalServer({
+        port,
+        logFile: path.join(dir, 'temporal.log'),
+        dynamicConfig: options.dynamicConfig ?? {},
+      }),
+    ),
     freePort().then((port) => startWafEmulator({ port, logFile: path.join(dir, 'waf.log') })),
   ]);
   const env = {

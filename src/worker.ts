@@ -3,7 +3,8 @@
  * real AWS and Temporal clients to the activities.
  */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createActivities } from '../activities';
+import { createActivities, type Activities } from '../activities';
+import type { WafGateway } from './waf/gateway';
 import type { Config } from './config';
 import { configuredWaf } from './waf/client';
 
@@ -15,6 +16,10 @@ export interface PerimeterWorker {
 export interface WorkerExtras {
   /** A pre-built workflow bundle (tests build one per run instead of one per worker). */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Puts something in front of the WAF gateway: fault and delay injection in tests. */
+  wrapGateway?: (gateway: WafGateway) => WafGateway;
+  /** Puts something in front of the activities: fault and delay injection in tests. */
+  wrapActivities?: (activities: Activities) => Activities;
 }
 
 export async function createPerimeterWorker(
@@ -22,9 +27,9 @@ export async function createPerimeterWorker(
   extras: WorkerExtras = {},
 ): Promise<PerimeterWorker> {
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const { gateway: waf } = configuredWaf(config.waf);
-  const activities = createActivities({
-    waf,
+  const { gateway } = configuredWaf(config.waf);
+  const built = createActivities({
+    waf: extras.wrapGateway ? extras.wrapGateway(gateway) : gateway,
     limits: {
       maxTtlMs: config.policy.maxTtlMs,
       maxObserveMs: config.policy.maxObserveMs,
@@ -32,6 +37,7 @@ export async function createPerimeterWorker(
       minPrefixV6: config.policy.minPrefixV6,
     },
   });
+  const activities = extras.wrapActivities ? extras.wrapActivities(built) : built;
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,

@@ -54,7 +54,8 @@ export interface IncidentCarryOver {
   ttlMs: number;
   appliedAt: number;
   expiresAt: number;
-  held: SetAction[];
+  /** CIDRs this incident added, per set: what its release step removes. */
+  held: Partial<Record<SetAction, string[]>>;
   evidence: Evidence;
   timeline: TimelineEntry[];
 }
@@ -116,7 +117,9 @@ export interface ExtendRequest {
 }
 
 export interface ExtendResult {
-  expiresAt: string;
+  /** Set once the remediation is applied; while observing, only the TTL grows. */
+  expiresAt?: string;
+  ttlMs: number;
 }
 
 export const sightingSignal = defineSignal<[Sighting]>('sighting');

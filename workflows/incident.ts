@@ -4,7 +4,7 @@
  */
 import { condition, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { formatDuration } from '../src/domain/durations';
-import { checkTtl, type PolicyLimits, type SetAction } from '../src/domain/policy';
+import { checkTtl, type PolicyLimits } from '../src/domain/policy';
 import {
   extendUpdate,
   releaseUpdate,
@@ -67,7 +67,7 @@ export class Incident {
     }
   }
 
-  carryOver(held: SetAction[]): IncidentCarryOver {
+  carryOver(held: IncidentCarryOver['held']): IncidentCarryOver {
     if (this.limits === undefined || this.appliedAt === undefined || this.expiresAt === undefined) {
       throw new Error('only an applied incident can continue as new');
     }
@@ -108,13 +108,20 @@ export class Incident {
     setHandler(
       extendUpdate,
       ({ by, byMs }) => {
-        const base = this.expiresAt ?? Date.now() + this.ttlMs;
         this.ttlMs += byMs;
-        if (this.expiresAt !== undefined) this.expiresAt = base + byMs;
-        const expiry = new Date(base + byMs).toISOString();
-        this.note('hold', `extended by ${formatDuration(byMs)} by ${by}; expires ${expiry}`);
+        if (this.expiresAt === undefined) {
+          this.note(
+            'hold',
+            `TTL extended by ${formatDuration(byMs)} to ${formatDuration(this.ttlMs)} by ${by}`,
+          );
+          this.publish();
+          return { ttlMs: this.ttlMs };
+        }
+        this.expiresAt += byMs;
+        const expiresAt = new Date(this.expiresAt).toISOString();
+        this.note('hold', `extended by ${formatDuration(byMs)} by ${by}; expires ${expiresAt}`);
         this.publish();
-        return { expiresAt: expiry };
+        return { expiresAt, ttlMs: this.ttlMs };
       },
       { validator: (req) => this.validateExtend(req.byMs) },
     );

@@ -31,11 +31,12 @@ const validateOptions: ActivityOptions = {
 /** Writes that put a remediation in place: retried a while, then the incident fails (and cleans up). */
 const applyOptions: ActivityOptions = {
   startToCloseTimeout: '30s',
+  // Time-boxed rather than counted: a burst can queue behind AWS's write rate for minutes.
+  scheduleToCloseTimeout: '10m',
   retry: {
     initialInterval: '200ms',
     backoffCoefficient: 2,
     maximumInterval: '10s',
-    maximumAttempts: 10,
     nonRetryableErrorTypes: NON_RETRYABLE_WAF_ERRORS,
   },
 };
@@ -52,8 +53,8 @@ const { removeFromIpSet } = proxyActivities<Activities>(releaseOptions);
 export async function remediate(input: RemediationInput): Promise<IncidentStatus> {
   const incident = new Incident(input);
   incident.listen();
-  /** Which sets hold this incident's targets right now; the release step empties exactly these. */
-  const held = new Set<SetAction>(input.resumed?.held ?? []);
+  /** What this incident put in which set; the release step removes exactly these, nothing else. */
+  const held: Held = new Map(Object.entries(input.resumed?.held ?? {}) as Array<[SetAction, string[]]>);
   let next: 'release' | 'continue-as-new' = 'release';
   try {
     if (!input.resumed) {
@@ -75,7 +76,10 @@ export async function remediate(input: RemediationInput): Promise<IncidentStatus
   }
   if (next === 'continue-as-new') {
     // A long hold with steady evidence outgrows one history; the next run keeps holding.
-    return continueAsNew<typeof remediate>({ ...input, resumed: incident.carryOver([...held]) });
+    return continueAsNew<typeof remediate>({
+      ...input,
+      resumed: incident.carryOver(Object.fromEntries(held)),
+    });
   }
   record(incident); // 7
   return finish(incident);
@@ -109,13 +113,14 @@ async function validate(incident: Incident): Promise<void> {
 }
 
 /** Dry run: the targets sit in the count set while detectors keep reporting sightings. */
-async function observe(incident: Incident, held: Set<SetAction>): Promise<'proceed' | 'stand-down'> {
+async function observe(incident: Incident, held: Held): Promise<'proceed' | 'stand-down'> {
   const { observeMs } = incident.input;
+  if (incident.releaseRequest) return 'stand-down'; // asked to stand down while validating
   if (observeMs <= 0) {
     incident.note('observe', 'no observation window requested');
     return 'proceed';
   }
-  await changeSet(incident, held, 'count', 'add');
+  await addTo(incident, held, 'count');
   incident.enter('observing', 'observe', `counting (not blocking) for ${formatDuration(observeMs)}`);
   const stoodDown = await condition(() => incident.releaseRequest !== undefined, observeMs, {
     summary: `observation window ${formatDuration(observeMs)}`,
@@ -123,7 +128,7 @@ async function observe(incident: Incident, held: Set<SetAction>): Promise<'proce
   const { requests, sightings } = incident.evidence;
   incident.note('observe', `window closed: ${requests} attack requests in ${sightings} sightings`);
   if (stoodDown) {
-    await changeSet(incident, held, 'count', 'remove');
+    await removeFrom(incident, held, 'count');
     return 'stand-down';
   }
   return 'proceed';
@@ -134,14 +139,14 @@ function ask(incident: Incident): void {
   incident.note('approve', 'no approval required (approval: none)');
 }
 
-async function apply(incident: Incident, held: Set<SetAction>): Promise<void> {
+async function apply(incident: Incident, held: Held): Promise<void> {
   const { action } = incident.input;
   incident.enter('applying', 'apply', `applying ${action}`);
-  await changeSet(incident, held, action, 'add');
+  await addTo(incident, held, action);
   incident.appliedAt = Date.now();
   incident.expiresAt = incident.appliedAt + incident.ttlMs;
   // Leave the count set only once the remediation is in place, so nothing slips through unseen.
-  if (held.has('count')) await changeSet(incident, held, 'count', 'remove');
+  await removeFrom(incident, held, 'count');
   incident.enter('active', 'apply', `${action} in place until ${new Date(incident.expiresAt).toISOString()}`);
 }
 
@@ -174,10 +179,10 @@ async function hold(incident: Incident): Promise<'release' | 'continue-as-new'> 
   return 'release';
 }
 
-async function release(incident: Incident, held: Set<SetAction>): Promise<void> {
+async function release(incident: Incident, held: Held): Promise<void> {
   if (held.size === 0) return;
-  incident.enter('releasing', 'release', `releasing ${[...held].join(', ')}`);
-  for (const action of [...held]) await changeSet(incident, held, action, 'remove');
+  incident.enter('releasing', 'release', `releasing ${[...held.keys()].join(', ')}`);
+  for (const action of [...held.keys()]) await removeFrom(incident, held, action);
   incident.releasedAt = Date.now();
   const request = incident.releaseRequest;
   const why = incident.endedBy ?? (request ? `${request.reason} (${request.by})` : 'TTL ended');
@@ -198,21 +203,40 @@ async function finish(incident: Incident): Promise<IncidentStatus> {
   return incident.status();
 }
 
-async function changeSet(
-  incident: Incident,
-  held: Set<SetAction>,
-  action: SetAction,
-  change: 'add' | 'remove',
-): Promise<void> {
+/** What this incident put in which set: exactly what it may take out again. */
+type Held = Map<SetAction, string[]>;
+
+async function addTo(incident: Incident, held: Held, action: SetAction): Promise<void> {
   const cidrs = incident.targets;
-  const summary = `${change === 'add' ? 'add' : 'remove'} ${cidrs.join(', ')} ${change === 'add' ? 'to' : 'from'} ${action} set`;
-  if (change === 'add') {
-    held.add(action); // before the call: a write that lands but times out must still be released
-    const result = await addToIpSet.executeWithOptions({ ...applyOptions, summary }, [{ action, cidrs }]);
-    if (result.unchanged.length > 0)
-      incident.note('apply', `already present in ${action} set: ${result.unchanged.join(', ')}`);
-  } else {
-    await removeFromIpSet.executeWithOptions({ ...releaseOptions, summary }, [{ action, cidrs }]);
-    held.delete(action);
+  // Recorded before the call: a write that lands but whose answer is lost must still be released.
+  held.set(action, cidrs);
+  // Not cancellable: cancelling mid-write would let the write land after the release step ran.
+  // The incident's cancellation takes effect at the next step, and then releases this.
+  const result = await CancellationScope.nonCancellable(() =>
+    addToIpSet.executeWithOptions({ ...applyOptions, summary: `add ${cidrs.join(', ')} to ${action} set` }, [
+      { action, cidrs },
+    ]),
+  );
+  // Results recorded before ownership was tracked carry no `owned`: all of it was ours then.
+  const owned = result.owned ?? cidrs;
+  held.set(action, owned);
+  const foreign = cidrs.filter((c) => !owned.includes(c));
+  if (foreign.length > 0) {
+    incident.note(
+      'apply',
+      `already in the ${action} set, not added by this incident (left as found): ${foreign.join(', ')}`,
+    );
   }
+}
+
+async function removeFrom(incident: Incident, held: Held, action: SetAction): Promise<void> {
+  const cidrs = held.get(action);
+  if (cidrs === undefined) return;
+  if (cidrs.length > 0) {
+    await removeFromIpSet.executeWithOptions(
+      { ...releaseOptions, summary: `remove ${cidrs.join(', ')} from ${action} set` },
+      [{ action, cidrs }],
+    );
+  }
+  held.delete(action);
 }

@@ -79,7 +79,7 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
       ...attack,
       evidence: { classes: { sqli: 12, traversal: 3 }, samples: [sqliProbe('203.0.113.42', 3 + i)] },
     });
-    say(`   detection joined ${again?.workflowId}`);
+    say(`   detection ${again?.joined ? 'joined' : 'STARTED A NEW'} incident ${again?.workflowId}`);
   }
 
   step(3, 'Two more detections: an XSS burst from a /24 (challenge) and an IPv6 scanner (block)');

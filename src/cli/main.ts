@@ -160,7 +160,15 @@ export function buildProgram(): Command {
           );
           for (const s of started) {
             if (!o.json) {
-              print(`${s.target}: ${s.action} for ${formatDuration(s.ttlMs)} → ${s.workflowId}`);
+              if (s.joined) {
+                const expiry = s.incident.expiresAt ? `, expires ${s.incident.expiresAt}` : '';
+                print(
+                  `${s.target}: joined the open incident ${s.workflowId} (${s.incident.action}, ${s.incident.state}${expiry})`,
+                );
+                print('  its action and expiry stand; use `perimeter extend` to hold it longer');
+              } else {
+                print(`${s.target}: ${s.action} for ${formatDuration(s.ttlMs)} → ${s.workflowId}`);
+              }
               print(`  ${incidentUrl(config, s.workflowId)}`);
               continue;
             }
@@ -169,6 +177,7 @@ export function buildProgram(): Command {
             console.log(
               JSON.stringify({
                 workflowId: s.workflowId,
+                joined: s.joined,
                 targets: status.targets,
                 expiresAt: status.expiresAt ?? null,
                 state: status.state,
@@ -206,7 +215,11 @@ export function buildProgram(): Command {
       const config = cliConfig();
       await withTemporal(config, async (client) => {
         const r = await extendRemediation(client, id, { by: whoAmI(), byMs: o.ttl });
-        print(`${r.workflowId}: now expires ${r.expiresAt}`);
+        print(
+          r.expiresAt
+            ? `${r.workflowId}: now expires ${r.expiresAt}`
+            : `${r.workflowId}: TTL now ${formatDuration(r.ttlMs)}, counted from when the remediation is applied`,
+        );
       });
     });
 

@@ -3,6 +3,7 @@
  * check the request locally (bad input starts nothing), then signal-with-start the target's
  * incident workflow so a repeat detection joins the open incident instead of blocking twice.
  */
+import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../config';
@@ -19,6 +20,7 @@ import {
   type ExtendResult,
   type IncidentStatus,
   type ReleaseResult,
+  type RemediationInput,
   type Sighting,
   WORKFLOW_ID_PREFIX,
 } from '../../workflows/definitions';
@@ -52,8 +54,13 @@ export interface Detection {
 export interface StartedRemediation {
   workflowId: string;
   target: string;
+  /** What this request asked for. */
   action: RemediationAction;
   ttlMs: number;
+  /** True when the target already had an open incident: the request added evidence to it. */
+  joined: boolean;
+  /** The incident as it stands (a joined incident keeps its own action and expiry). */
+  incident: { action: string; state: string; expiresAt: string | undefined };
 }
 
 export interface ClientDeps {
@@ -88,42 +95,83 @@ export async function startRemediation(
   };
   const started: StartedRemediation[] = [];
   for (const target of checked.targets) {
-    const workflowId = ipWorkflowId(target.cidr);
-    await client.workflow.signalWithStart<typeof remediate, [Sighting]>('remediate', {
+    const input: RemediationInput = {
+      targets: [target.cidr],
+      action: checked.action,
+      ttlMs: checked.ttlMs,
+      observeMs: checked.observeMs,
+      approval: 'none',
+      reason: detection.reason,
+      detector: detection.detector,
+      requestedBy: detection.requestedBy,
+    };
+    started.push(await signalWithStartIncident(client, config, input, sighting));
+  }
+  return started;
+}
+
+/** States of an incident that is still running but will not apply anything any more. */
+const ENDING_STATES = ['releasing', 'released', 'stood-down', 'rejected'];
+
+/**
+ * Signal-with-start, and find out what happened: started a new incident, or joined the open one.
+ * A detection that lands on an incident already on its way out waits for it to close and starts
+ * a fresh one — evidence must never vanish into an incident that is releasing.
+ */
+async function signalWithStartIncident(
+  client: Client,
+  config: Config,
+  input: RemediationInput,
+  sighting: Sighting,
+): Promise<StartedRemediation> {
+  const target = input.targets[0] ?? '';
+  const workflowId = ipWorkflowId(target);
+  for (let attempt = 1; ; attempt++) {
+    const requestId = randomUUID();
+    const handle = await client.workflow.signalWithStart<typeof remediate, [Sighting]>('remediate', {
       workflowId,
       taskQueue: config.temporal.taskQueue,
-      args: [
-        {
-          targets: [target.cidr],
-          action: checked.action,
-          ttlMs: checked.ttlMs,
-          observeMs: checked.observeMs,
-          approval: 'none',
-          reason: detection.reason,
-          detector: detection.detector,
-          requestedBy: detection.requestedBy,
-        },
-      ],
+      args: [input],
       signal: sightingSignal,
       signalArgs: [sighting],
-      staticSummary: `${checked.action} ${target.cidr} for ${formatDuration(checked.ttlMs)} — ${detection.reason}`,
+      // Only the run this call starts carries this memo: that is how a caller tells started from joined.
+      memo: { requestId },
+      staticSummary: `${input.action} ${target} for ${formatDuration(input.ttlMs)} — ${input.reason}`,
       staticDetails: [
-        `**Target** ${target.cidr}`,
-        `**Action** ${checked.action}`,
-        `**TTL** ${formatDuration(checked.ttlMs)} · **observe** ${formatDuration(checked.observeMs)}`,
-        `**Detector** ${detection.detector} · **requested by** ${detection.requestedBy}`,
-        `**Reason** ${detection.reason}`,
+        `**Target** ${target}`,
+        `**Action** ${input.action}`,
+        `**TTL** ${formatDuration(input.ttlMs)} · **observe** ${formatDuration(input.observeMs)}`,
+        `**Detector** ${input.detector} · **requested by** ${input.requestedBy}`,
+        `**Reason** ${input.reason}`,
       ].join('\n\n'),
       typedSearchAttributes: new TypedSearchAttributes([
-        { key: searchAttributes.target, value: [target.cidr] },
-        { key: searchAttributes.action, value: checked.action },
-        { key: searchAttributes.detector, value: detection.detector },
+        { key: searchAttributes.target, value: [target] },
+        { key: searchAttributes.action, value: input.action },
+        { key: searchAttributes.detector, value: input.detector },
         { key: searchAttributes.state, value: 'validating' },
       ]),
     });
-    started.push({ workflowId, target: target.cidr, action: checked.action, ttlMs: checked.ttlMs });
+    const description = await handle.describe();
+    const sa = description.typedSearchAttributes;
+    const joined = description.memo?.requestId !== requestId;
+    const state = sa.get(searchAttributes.state) ?? 'validating';
+    if (joined && ENDING_STATES.includes(state) && attempt < 3) {
+      await handle.result().catch(() => undefined); // closes within moments of its release
+      continue;
+    }
+    return {
+      workflowId,
+      target,
+      action: input.action,
+      ttlMs: input.ttlMs,
+      joined,
+      incident: {
+        action: sa.get(searchAttributes.action) ?? input.action,
+        state,
+        expiresAt: sa.get(searchAttributes.expiresAt)?.toISOString(),
+      },
+    };
   }
-  return started;
 }
 
 /** A workflow ID, or a target whose incident ID is derived from its normalised CIDR. */

@@ -176,6 +176,8 @@ const RESERVED: ReservedRange[] = [
   reserved('10.0.0.0/8', 'private (RFC 1918)'),
   reserved('100.64.0.0/10', 'carrier-grade NAT shared space'),
   reserved('127.0.0.0/8', 'loopback'),
+  reserved('192.0.0.0/24', 'IETF protocol assignments'),
+  reserved('198.18.0.0/15', 'benchmarking'),
   reserved('169.254.0.0/16', 'link-local'),
   reserved('172.16.0.0/12', 'private (RFC 1918)'),
   reserved('192.168.0.0/16', 'private (RFC 1918)'),
@@ -183,10 +185,39 @@ const RESERVED: ReservedRange[] = [
   reserved('240.0.0.0/4', 'reserved / broadcast'),
   reserved('::/128', 'unspecified'),
   reserved('::1/128', 'loopback'),
+  reserved('::/96', 'IPv4-compatible (deprecated)'),
+  // Built by hand: parseTarget reads ::ffff:0:0/96 as the IPv4 address space itself.
+  {
+    range: { family: 'ipv6', network: 0xffff00000000n, prefix: 96, cidr: '::ffff:0:0/96' },
+    label: 'IPv4-mapped',
+  },
+  reserved('64:ff9b:1::/48', 'local-use NAT64'),
+  reserved('100::/64', 'discard-only'),
+  reserved('fec0::/10', 'site-local (deprecated)'),
   reserved('fc00::/7', 'unique-local (private)'),
   reserved('fe80::/10', 'link-local'),
   reserved('ff00::/8', 'multicast'),
 ];
+
+const NAT64 = parseTarget('64:ff9b::/96');
+const SIX_TO_FOUR = parseTarget('2002::/16');
+
+/**
+ * The IPv4 network an IPv6 target reaches through a translation prefix (NAT64 64:ff9b::/96,
+ * 6to4 2002::/16), so that 64:ff9b::10.0.0.1 is judged as 10.0.0.1. A target wider than the
+ * translation prefix itself reaches all of IPv4 and is reported as 0.0.0.0/0.
+ */
+function embeddedIpv4(t: Target): Target | undefined {
+  if (t.family !== 'ipv6') return undefined;
+  const v4 = (network: bigint, prefix: number): Target => {
+    const p = Math.max(0, Math.min(32, prefix));
+    const n = network & mask('ipv4', p);
+    return { family: 'ipv4', network: n, prefix: p, cidr: formatCidr('ipv4', n, p) };
+  };
+  if (overlaps(t, NAT64)) return v4(t.network & 0xffffffffn, t.prefix - 96);
+  if (overlaps(t, SIX_TO_FOUR)) return v4((t.network >> 80n) & 0xffffffffn, t.prefix - 16);
+  return undefined;
+}
 
 /** True when the two networks share at least one address. */
 export function overlaps(a: Target, b: Target): boolean {
@@ -232,6 +263,14 @@ export function checkTarget(input: string, limits: PrefixLimits): Target {
     throw new TargetError(
       input,
       `${target.cidr} is in ${hit.range.cidr} (${hit.label}); such ranges are never remediated`,
+    );
+  }
+  const inner = embeddedIpv4(target);
+  const innerHit = inner && RESERVED.find((r) => overlaps(r.range, inner));
+  if (inner && innerHit) {
+    throw new TargetError(
+      input,
+      `${target.cidr} reaches ${inner.cidr} through a translation prefix, which is in ${innerHit.range.cidr} (${innerHit.label}); such ranges are never remediated`,
     );
   }
   return target;

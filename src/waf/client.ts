@@ -25,6 +25,9 @@ export function createWafClient(waf: Config['waf']): WAFV2Client {
     // Lock conflicts and throttling are retried by the gateway and by Temporal, which know
     // what to re-read; the SDK's own retries would only resend a stale lock token.
     maxAttempts: 2,
+    // Well inside the activities' 30 s start-to-close: a write must not land after its attempt
+    // has been given up on (and possibly after the incident released the address).
+    requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000 },
   });
 }
 

@@ -10,9 +10,12 @@ import {
   ListIPSetsCommand,
   ListWebACLsCommand,
   UpdateWebACLCommand,
+  type GetWebACLCommandOutput,
   type IPSetSummary,
   type Rule,
   type RuleAction,
+  type UpdateWebACLCommandInput,
+  type WebACL,
   type WAFV2Client,
   type WebACLSummary,
 } from '@aws-sdk/client-wafv2';
@@ -34,6 +37,8 @@ export interface InitReport {
   adoptedSets: string[];
   addedRules: string[];
   adoptedRules: string[];
+  /** Managed rules found pointing at the wrong set or with the wrong action, and corrected. */
+  repairedRules: string[];
 }
 
 const RULE_ACTIONS: Record<SetAction, RuleAction> = {
@@ -115,6 +120,7 @@ export async function initManagedWaf(o: ProvisionOptions): Promise<InitReport> {
     adoptedSets: [],
     addedRules: [],
     adoptedRules: [],
+    repairedRules: [],
   };
   const existing = new Map((await listIpSets(o)).map((s) => [s.Name, s]));
   const arns = new Map<string, string>();
@@ -140,53 +146,85 @@ export async function initManagedWaf(o: ProvisionOptions): Promise<InitReport> {
   }
 
   for (let attempt = 0; ; attempt++) {
-    const current = await o.client.send(new GetWebACLCommand({ Name: o.webAcl, Scope: o.scope, Id: acl.Id }));
+    const current: GetWebACLCommandOutput = await o.client.send(
+      new GetWebACLCommand({ Name: o.webAcl, Scope: o.scope, Id: acl.Id }),
+    );
     const webAcl = current.WebACL;
-    if (!webAcl || !current.LockToken)
+    if (!webAcl || !current.LockToken) {
       throw new WafError('WAFInternalErrorException', 'GetWebACL returned nothing');
+    }
     const rules = [...(webAcl.Rules ?? [])];
     const taken = new Set(rules.map((r) => r.Priority));
     const added: string[] = [];
     const adopted: string[] = [];
+    const repaired: string[] = [];
     let next = 0;
     for (const set of allManagedSets(o.setPrefix)) {
-      if (rules.some((r) => r.Name === set.name)) {
-        adopted.push(set.name);
+      const arn = arns.get(set.name) ?? '';
+      const index = rules.findIndex((r) => r.Name === set.name);
+      const existing = rules[index];
+      if (existing) {
+        // Adopt by name, but a rule pointing at a re-created set or doing the wrong thing would
+        // make every block silently ineffective: point it at the set and give it its action.
+        const right =
+          existing.Statement?.IPSetReferenceStatement?.ARN === arn &&
+          JSON.stringify(existing.Action) === JSON.stringify(RULE_ACTIONS[set.action]);
+        if (right) adopted.push(set.name);
+        else {
+          rules[index] = setRule(set, arn, existing.Priority ?? 0);
+          repaired.push(set.name);
+        }
         continue;
       }
       while (taken.has(next)) next++;
       taken.add(next);
-      rules.push(setRule(set, arns.get(set.name) ?? '', next));
+      rules.push(setRule(set, arn, next));
       added.push(set.name);
     }
-    if (added.length > 0) {
+    if (added.length > 0 || repaired.length > 0) {
       try {
         await o.client.send(
-          new UpdateWebACLCommand({
-            Name: o.webAcl,
-            Scope: o.scope,
-            Id: acl.Id,
-            LockToken: current.LockToken,
-            DefaultAction: webAcl.DefaultAction,
-            Description: webAcl.Description || undefined,
-            VisibilityConfig: webAcl.VisibilityConfig,
-            Rules: rules,
-            CustomResponseBodies: webAcl.CustomResponseBodies,
-            CaptchaConfig: webAcl.CaptchaConfig,
-            ChallengeConfig: webAcl.ChallengeConfig,
-            TokenDomains: webAcl.TokenDomains,
-            AssociationConfig: webAcl.AssociationConfig,
-          }),
+          new UpdateWebACLCommand(webAclUpdate(webAcl, acl.Id, o.scope, current.LockToken, rules)),
         );
       } catch (err) {
         if ((err as Error).name === 'WAFOptimisticLockException' && attempt < (o.lockRetries ?? 8)) continue;
         throw err;
       }
     }
-    report.addedRules = added;
-    report.adoptedRules = adopted;
-    return report;
+    return { ...report, addedRules: added, adoptedRules: adopted, repairedRules: repaired };
   }
+}
+
+/**
+ * UpdateWebACL replaces the whole configuration: every mutable field is carried over from the
+ * GetWebACL answer, and only the rules change.
+ */
+export function webAclUpdate(
+  webAcl: WebACL,
+  id: string,
+  scope: 'REGIONAL' | 'CLOUDFRONT',
+  lockToken: string,
+  rules: Rule[],
+): UpdateWebACLCommandInput {
+  return {
+    Name: webAcl.Name,
+    Scope: scope,
+    Id: id,
+    LockToken: lockToken,
+    Rules: rules,
+    DefaultAction: webAcl.DefaultAction,
+    Description: webAcl.Description || undefined,
+    VisibilityConfig: webAcl.VisibilityConfig,
+    DataProtectionConfig: webAcl.DataProtectionConfig,
+    CustomResponseBodies: webAcl.CustomResponseBodies,
+    CaptchaConfig: webAcl.CaptchaConfig,
+    ChallengeConfig: webAcl.ChallengeConfig,
+    TokenDomains: webAcl.TokenDomains,
+    AssociationConfig: webAcl.AssociationConfig,
+    OnSourceDDoSProtectionConfig: webAcl.OnSourceDDoSProtectionConfig,
+    ApplicationConfig: webAcl.ApplicationConfig,
+    MonetizationConfig: webAcl.MonetizationConfig,
+  };
 }
 
 export interface ManagedSetStatus {

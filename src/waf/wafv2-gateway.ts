@@ -52,6 +52,7 @@ function groupByFamily(cidrs: string[]): Map<IpFamily, string[]> {
   for (const cidr of cidrs) {
     const target = parseTarget(cidr);
     const list = groups.get(target.family) ?? [];
+    if (list.includes(target.cidr)) continue;
     list.push(target.cidr);
     groups.set(target.family, list);
   }
@@ -93,8 +94,8 @@ export class Wafv2Gateway implements WafGateway {
   async check(action: SetAction, cidrs: string[]): Promise<CheckResult> {
     const result: CheckResult = { present: [], absent: [] };
     for (const [family, wanted] of groupByFamily(cidrs)) {
-      const ref = await this.resolve(managedSetName(this.options.setPrefix, action, family));
-      const { addresses } = await this.read(ref);
+      const name = managedSetName(this.options.setPrefix, action, family);
+      const { addresses } = await this.withSet(name, (ref) => this.read(ref));
       const have = new Set(addresses.map(canonical));
       for (const c of wanted) (have.has(c) ? result.present : result.absent).push(c);
     }
@@ -103,7 +104,7 @@ export class Wafv2Gateway implements WafGateway {
 
   /** The addresses a managed set holds now, as AWS reports them. */
   async addresses(name: string): Promise<string[]> {
-    return (await this.read(await this.resolve(name))).addresses;
+    return (await this.withSet(name, (ref) => this.read(ref))).addresses;
   }
 
   private async changeEach(
@@ -114,7 +115,7 @@ export class Wafv2Gateway implements WafGateway {
     const total: SetChangeResult = { setsWritten: [], changed: [], unchanged: [], lockConflicts: 0 };
     for (const [family, wanted] of groupByFamily(cidrs)) {
       const name = managedSetName(this.options.setPrefix, action, family);
-      const result = await this.readModifyWrite(name, mergeFor(wanted));
+      const result = await this.withSet(name, (ref) => this.readModifyWrite(ref, mergeFor(wanted)));
       if (result.written) total.setsWritten.push(name);
       total.changed.push(...result.changed);
       total.unchanged.push(...result.unchanged);
@@ -123,20 +124,38 @@ export class Wafv2Gateway implements WafGateway {
     return total;
   }
 
-  private async readModifyWrite(name: string, merge: Merge) {
+  /**
+   * Runs `fn` on the set's cached reference; when the cached ID no longer exists (the set was
+   * deleted and re-created under the same name), looks the name up again and retries once —
+   * only a set missing by name is reported as missing.
+   */
+  private async withSet<T>(name: string, fn: (ref: SetRef) => Promise<T>): Promise<T> {
+    const wasCached = this.sets.has(name);
     const ref = await this.resolve(name);
+    try {
+      return await fn(ref);
+    } catch (err) {
+      if ((err as Error).name !== 'WAFNonexistentItemException' || !wasCached) throw err;
+      this.sets.delete(name);
+      return fn(await this.resolve(name));
+    }
+  }
+
+  private async readModifyWrite(ref: SetRef, merge: Merge) {
     let lockConflicts = 0;
     for (;;) {
-      const { addresses, lockToken } = await this.read(ref);
+      const { addresses, lockToken, description } = await this.read(ref);
       const { next, changed, unchanged } = merge(addresses);
       if (changed.length === 0) return { written: false, changed, unchanged, lockConflicts };
       try {
+        // UpdateIPSet replaces every mutable field: carry the description over, or it is wiped.
         await this.options.client.send(
           new UpdateIPSetCommand({
             ...ref,
             Scope: this.options.scope,
             Addresses: next,
             LockToken: lockToken,
+            Description: description,
           }),
         );
         return { written: true, changed, unchanged, lockConflicts };
@@ -154,18 +173,16 @@ export class Wafv2Gateway implements WafGateway {
     }
   }
 
-  private async read(ref: SetRef): Promise<{ addresses: string[]; lockToken: string }> {
-    let out;
-    try {
-      out = await this.options.client.send(new GetIPSetCommand({ ...ref, Scope: this.options.scope }));
-    } catch (err) {
-      // The set was deleted (or re-created with a new ID): look it up again next time.
-      if ((err as Error).name === 'WAFNonexistentItemException') this.sets.delete(ref.Name);
-      throw err;
-    }
-    if (!out.LockToken)
+  private async read(ref: SetRef): Promise<{ addresses: string[]; lockToken: string; description?: string }> {
+    const out = await this.options.client.send(new GetIPSetCommand({ ...ref, Scope: this.options.scope }));
+    if (!out.LockToken) {
       throw new WafError('WAFInternalErrorException', `GetIPSet ${ref.Name} returned no lock token`);
-    return { addresses: out.IPSet?.Addresses ?? [], lockToken: out.LockToken };
+    }
+    return {
+      addresses: out.IPSet?.Addresses ?? [],
+      lockToken: out.LockToken,
+      ...(out.IPSet?.Description ? { description: out.IPSet.Description } : {}),
+    };
   }
 
   private async resolve(name: string): Promise<SetRef> {

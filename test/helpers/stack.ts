@@ -12,7 +12,7 @@ import { configuredWaf } from '../../src/waf/client';
 import { managedSetName } from '../../src/waf/names';
 import { ensureWebAcl, initManagedWaf } from '../../src/waf/provision';
 import type { Wafv2Gateway } from '../../src/waf/wafv2-gateway';
-import { createPerimeterWorker, type PerimeterWorker } from '../../src/worker';
+import { createPerimeterWorker, type PerimeterWorker, type WorkerExtras } from '../../src/worker';
 import type { SetAction } from '../../src/domain/policy';
 
 let runtimeInstalled = false;
@@ -51,7 +51,9 @@ export interface TestStack {
   gateway: Wafv2Gateway;
   /** The addresses a managed set holds, as the emulator reports them. */
   setContents(action: SetAction, family?: 'ipv4' | 'ipv6'): Promise<string[]>;
-  startWorker(): Promise<PerimeterWorker & { stop(): Promise<void> }>;
+  startWorker(
+    extras?: Omit<WorkerExtras, 'workflowBundle'>,
+  ): Promise<PerimeterWorker & { stop(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -77,8 +79,9 @@ export async function openTestStack(overrides: Record<string, string> = {}): Pro
     gateway,
     setContents: (action, family = 'ipv4') =>
       gateway.addresses(managedSetName(config.waf.setPrefix, action, family)),
-    async startWorker() {
+    async startWorker(extras = {}) {
       const w = await createPerimeterWorker(config, {
+        ...extras,
         workflowBundle: { codePath: required('PERIMETER_TEST_BUNDLE') },
       });
       const running = w.worker.run();

@@ -4,6 +4,7 @@
  */
 import {
   CreateIPSetCommand,
+  DeleteIPSetCommand,
   GetIPSetCommand,
   GetWebACLCommand,
   ListIPSetsCommand,
@@ -139,6 +140,40 @@ describe('Wafv2Gateway against the emulator', () => {
     expect((await ipSet(client, name)).addresses).not.toContain('203.0.113.42/32');
   });
 
+  it('finds a set again after it was deleted and re-created under the same name', async () => {
+    const { client, provision, gateway, config } = setup();
+    await ensureWebAcl(provision);
+    await initManagedWaf(provision);
+    const name = managedSetName(config.waf.setPrefix, 'block', 'ipv4');
+    await gateway.apply('block', ['203.0.113.42/32']); // caches the set's ID
+    const old = await ipSet(client, name);
+    await client.send(
+      new DeleteIPSetCommand({ Name: name, Id: old.id, Scope: 'REGIONAL', LockToken: old.lockToken }),
+    );
+    await client.send(
+      new CreateIPSetCommand({
+        Name: name,
+        Scope: 'REGIONAL',
+        IPAddressVersion: 'IPV4',
+        Addresses: ['203.0.113.42/32'],
+      }),
+    );
+    const released = await gateway.release('block', ['203.0.113.42/32']);
+    expect(released.changed).toEqual(['203.0.113.42/32']);
+    expect((await ipSet(client, name)).addresses).toEqual([]);
+  });
+
+  it('keeps the set description when it writes', async () => {
+    const { client, provision, gateway, config } = setup();
+    await ensureWebAcl(provision);
+    await initManagedWaf(provision);
+    await gateway.apply('block', ['203.0.113.42/32']);
+    const name = managedSetName(config.waf.setPrefix, 'block', 'ipv4');
+    const s = await ipSet(client, name);
+    const got = await client.send(new GetIPSetCommand({ Name: name, Id: s.id, Scope: 'REGIONAL' }));
+    expect(got.IPSet?.Description).toMatch(/Managed by the Self-Healing Perimeter/);
+  });
+
   it('reports a missing set clearly', async () => {
     const { gateway } = setup();
     await expect(gateway.apply('block', ['203.0.113.42/32'])).rejects.toThrow(
@@ -221,6 +256,51 @@ describe('perimeter waf init', () => {
     expect(status.map((s) => s.name)).not.toContain(`${config.waf.webAcl}-partners`);
     expect(status).toHaveLength(8);
     expect(status.every((s) => s.linked && s.addresses === 0 && s.capacity === 10_000)).toBe(true);
+  });
+
+  it('repairs a managed rule that points at the wrong set or has the wrong action', async () => {
+    const { client, provision, config } = setup();
+    await ensureWebAcl(provision);
+    await initManagedWaf(provision);
+    const acls = await client.send(new ListWebACLsCommand({ Scope: 'REGIONAL', Limit: 100 }));
+    const id = acls.WebACLs?.find((a) => a.Name === config.waf.webAcl)?.Id ?? '';
+    const before = await client.send(
+      new GetWebACLCommand({ Name: config.waf.webAcl, Scope: 'REGIONAL', Id: id }),
+    );
+    const blockRule = managedSetName(config.waf.setPrefix, 'block', 'ipv4');
+    const broken = (before.WebACL?.Rules ?? []).map((r) =>
+      r.Name === blockRule
+        ? {
+            ...r,
+            Action: { Count: {} },
+            Statement: {
+              IPSetReferenceStatement: { ARN: 'arn:aws:wafv2:us-east-1:123456789012:regional/ipset/gone/0' },
+            },
+          }
+        : r,
+    );
+    await client.send(
+      new UpdateWebACLCommand({
+        Name: config.waf.webAcl,
+        Scope: 'REGIONAL',
+        Id: id,
+        LockToken: before.LockToken,
+        DefaultAction: { Allow: {} },
+        VisibilityConfig: before.WebACL?.VisibilityConfig,
+        Rules: broken,
+      }),
+    );
+    const report = await initManagedWaf(provision);
+    expect(report.repairedRules).toEqual([blockRule]);
+    const after = await client.send(
+      new GetWebACLCommand({ Name: config.waf.webAcl, Scope: 'REGIONAL', Id: id }),
+    );
+    const rule = after.WebACL?.Rules?.find((r) => r.Name === blockRule);
+    const set = (await client.send(new ListIPSetsCommand({ Scope: 'REGIONAL', Limit: 100 }))).IPSets?.find(
+      (x) => x.Name === blockRule,
+    );
+    expect(rule?.Action).toEqual({ Block: {} });
+    expect(rule?.Statement?.IPSetReferenceStatement?.ARN).toBe(set?.ARN);
   });
 
   it('refuses to run without the web ACL it should adopt', async () => {

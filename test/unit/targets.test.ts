@@ -54,6 +54,16 @@ describe('checkTarget', () => {
     ['fe80::1', /link-local/],
     ['fd00::1', /unique-local/],
     ['224.0.0.1', /multicast/],
+    ['192.0.0.8', /IETF protocol assignments/],
+    ['198.18.0.1', /benchmarking/],
+    ['100::1', /discard-only/],
+    ['fec0::1', /site-local/],
+    ['::a00:1', /IPv4-compatible/],
+    ['::ffff:0:0/95', /IPv4-mapped/],
+    ['64:ff9b::10.0.0.1', /reaches 10\.0\.0\.1\/32 through a translation prefix.*private/],
+    ['64:ff9b::/95', /reaches 0\.0\.0\.0\/0 through a translation prefix/],
+    ['2002:a00:1::/48', /reaches 10\.0\.0\.1\/32 through a translation prefix/],
+    ['2002:7f00:1::/48', /loopback/],
   ])('refuses %s', (input, message) => {
     expect(() => checkTarget(input, limits)).toThrow(message);
   });
@@ -62,6 +72,8 @@ describe('checkTarget', () => {
     expect(checkTarget('198.51.100.7', limits).cidr).toBe('198.51.100.7/32');
     expect(checkTarget('198.51.0.0/16', limits).cidr).toBe('198.51.0.0/16');
     expect(checkTarget('2001:db8:bad::/48', limits).cidr).toBe('2001:db8:bad::/48');
+    expect(checkTarget('64:ff9b::203.0.113.5', limits).cidr).toBe('64:ff9b::cb00:7105/128');
+    expect(checkTarget('2002:cb00:7105::/48', limits).cidr).toBe('2002:cb00:7105::/48');
   });
 
   it('knows containment', () => {

@@ -72,6 +72,11 @@ describe('remediate workflow', () => {
     });
     expect(status.evidence.byClass).toEqual({ sqli: 5, xss: 3 });
     expect((await stack.setContents('block')).filter((a) => a === `${ip}/32`)).toHaveLength(1);
+    const history = await stack.client.workflow.getHandle(first!.workflowId).fetchHistory();
+    const writes = (history.events ?? []).filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'addToIpSet',
+    );
+    expect(writes).toHaveLength(1); // one write for two detections
     const runs = [];
     for await (const wf of stack.client.workflow.list({ query: `WorkflowId = '${first!.workflowId}'` }))
       runs.push(wf);
@@ -127,7 +132,7 @@ describe('remediate workflow', () => {
     expect(await stack.setContents('captcha')).toContain(`${ip}/32`);
 
     const extended = await extendRemediation(stack.client, ip, { by: 'jest', byMs: 60_000 });
-    expect(Date.parse(extended.expiresAt) - Date.parse(active.expiresAt ?? '')).toBe(60_000);
+    expect(Date.parse(extended.expiresAt ?? '') - Date.parse(active.expiresAt ?? '')).toBe(60_000);
     const tooLong = extendRemediation(stack.client, ip, { by: 'jest', byMs: 8 * 86_400_000 });
     await expect(tooLong).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
     await expect(tooLong).rejects.toMatchObject({

@@ -26,10 +26,10 @@ const detection = {
 };
 
 async function main(): Promise<void> {
-  const stack = await startBenchStack();
+  const stack = await startBenchStack({ dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 60 } });
   const deps = { client: stack.client, config: stack.config };
   const handle = (id: string) => stack.client.workflow.getHandle(id);
-  const histories: Record<string, string> = {};
+  const histories: Record<string, { id: string; runId?: string }> = {};
   try {
     // Observed, more evidence, applied, released by the TTL.
     const [ttl] = await startRemediation(deps, {
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
       classes: { xss: 2 },
     });
     await handle(ttl!.workflowId).result();
-    histories['ttl-release'] = ttl!.workflowId;
+    histories['ttl-release'] = { id: ttl!.workflowId };
 
     // Applied, extended, released early by an operator.
     const [early] = await startRemediation(deps, {
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     await waitUntilSettled(stack.client, early!.workflowId, 15_000);
     await extendRemediation(stack.client, early!.workflowId, { by: 'recorder', byMs: 60_000 });
     await releaseRemediation(stack.client, early!.workflowId, { by: 'recorder', reason: 'false positive' });
-    histories['extend-release'] = early!.workflowId;
+    histories['extend-release'] = { id: early!.workflowId };
 
     // Stood down during the observation window.
     const [stand] = await startRemediation(deps, {
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     });
     await new Promise((r) => setTimeout(r, 1_000));
     await releaseRemediation(stack.client, stand!.workflowId, { by: 'recorder' });
-    histories['stand-down'] = stand!.workflowId;
+    histories['stand-down'] = { id: stand!.workflowId };
 
     // Cancelled while held: still released.
     const [cancel] = await startRemediation(deps, {
@@ -81,25 +81,50 @@ async function main(): Promise<void> {
     await handle(cancel!.workflowId)
       .result()
       .catch(() => undefined);
-    histories.cancelled = cancel!.workflowId;
+    histories.cancelled = { id: cancel!.workflowId };
 
-    for (const [name, id] of Object.entries(histories)) {
+    // A long hold: enough sightings that the history asks to continue as new; then released.
+    const [long] = await startRemediation(deps, {
+      ...detection,
+      targets: ['203.0.113.4'],
+      observeMs: 0,
+      ttlMs: 60_000,
+    });
+    await waitUntilSettled(stack.client, long!.workflowId, 15_000);
+    const firstRun = (await handle(long!.workflowId).describe()).runId;
+    for (let i = 0; (await handle(long!.workflowId).describe()).runId === firstRun; i++) {
+      if (i > 200) throw new Error('no continue-as-new');
+      await handle(long!.workflowId).signal(sightingSignal, {
+        at: new Date().toISOString(),
+        detector: 'recorder',
+        classes: { sqli: 1 },
+      });
+    }
+    await waitUntilSettled(stack.client, long!.workflowId, 15_000);
+    await releaseRemediation(stack.client, long!.workflowId, { by: 'recorder' });
+    histories['continued-second-run'] = { id: long!.workflowId };
+
+    const show = (id: string, runId?: string): string =>
       // The Temporal CLI writes the proto-JSON form that historyFromJSON() reads back.
-      const json = execFileSync(
+      execFileSync(
         toolPath('temporal'),
         [
-          'workflow',
-          'show',
-          '--address',
-          stack.config.temporal.address,
-          '--workflow-id',
-          id,
-          '--output',
-          'json',
+          ...['workflow', 'show', '--address', stack.config.temporal.address, '--workflow-id', id],
+          ...(runId ? ['--run-id', runId] : []),
+          ...['--output', 'json'],
         ],
         { encoding: 'utf8' },
       );
-      fs.writeFileSync(path.join(__dirname, `${name}.json`), json);
+    // The run before the last one of the long hold: the one that ended in continue-as-new.
+    const last = JSON.parse(show(histories['continued-second-run']!.id)) as {
+      events: Array<{ workflowExecutionStartedEventAttributes?: { continuedExecutionRunId?: string } }>;
+    };
+    const previous = last.events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+    if (!previous) throw new Error('the long hold did not continue as new');
+    histories['continued-first-run'] = { id: histories['continued-second-run']!.id, runId: previous };
+    for (const [name, { id, runId }] of Object.entries(histories)) {
+      const json = show(id, runId);
+      fs.writeFileSync(path.join(__dirname, `v2-${name}.json`), json);
       console.log(`recorded ${name}: ${(JSON.parse(json) as { events: unknown[] }).events.length} events`);
     }
   } finally {

@@ -1,0 +1,153 @@
+/**
+ * The incident workflow when things go wrong at the worst moment: slow or failing WAF writes,
+ * cancellation mid-write, a stand-down before validation ends, an address someone else put
+ * in the set, a detection landing on an incident that is releasing. Faults are injected in
+ * front of the real gateway (the WAF emulator stays the source of truth).
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import type { Activities } from '../../activities';
+import { incidentStatus, releaseRemediation, startRemediation } from '../../src/client/remediation';
+import type { WafGateway } from '../../src/waf/gateway';
+import { searchAttributes, statusQuery } from '../../workflows/definitions';
+import type { remediate } from '../../workflows/remediate';
+import { addressPool, buildDetection, openTestStack, waitFor, type TestStack } from '../helpers/stack';
+
+const pool = addressPool('198.51.100', '2001:db8:3');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Knobs the tests turn: every worker call reads them at call time. */
+const faults = {
+  applyDelayMs: 0,
+  releaseDelayMs: 0,
+  releaseFailures: 0,
+  validateDelayMs: 0,
+};
+let releaseCalls = 0;
+
+function faultyGateway(inner: WafGateway): WafGateway {
+  return {
+    async apply(action, cidrs) {
+      if (faults.applyDelayMs) await sleep(faults.applyDelayMs);
+      return inner.apply(action, cidrs);
+    },
+    async release(action, cidrs) {
+      releaseCalls++;
+      if (faults.releaseFailures > 0) {
+        faults.releaseFailures--;
+        throw Object.assign(new Error('User is not authorized to perform wafv2:UpdateIPSet'), {
+          name: 'AccessDeniedException',
+        });
+      }
+      if (faults.releaseDelayMs) await sleep(faults.releaseDelayMs);
+      return inner.release(action, cidrs);
+    },
+    check: (action, cidrs) => inner.check(action, cidrs),
+  };
+}
+
+function slowValidation(a: Activities): Activities {
+  return {
+    ...a,
+    async validateRemediation(input) {
+      if (faults.validateDelayMs) await sleep(faults.validateDelayMs);
+      return a.validateRemediation(input);
+    },
+  };
+}
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await openTestStack();
+  await stack.startWorker({ wrapGateway: faultyGateway, wrapActivities: slowValidation });
+});
+afterAll(() => stack?.close());
+afterEach(() =>
+  Object.assign(faults, { applyDelayMs: 0, releaseDelayMs: 0, releaseFailures: 0, validateDelayMs: 0 }),
+);
+
+const deps = () => ({ client: stack.client, config: stack.config });
+const handleOf = (id: string) => stack.client.workflow.getHandle<typeof remediate>(id);
+
+async function scheduledActivities(workflowId: string, type: string): Promise<number> {
+  const history = await handleOf(workflowId).fetchHistory();
+  return (history.events ?? []).filter(
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === type,
+  ).length;
+}
+
+it('stands down without writing when released while the policy check is still running', async () => {
+  faults.validateDelayMs = 1_500;
+  const ip = pool.v4();
+  const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 60_000 }));
+  await waitFor('validating', async () => (await incidentStatus(stack.client, ip)).state === 'validating');
+  const r = await releaseRemediation(stack.client, ip, { by: 'oncall', reason: 'known scanner we pay for' });
+  expect(r).toMatchObject({ accepted: true, state: 'stood-down' });
+  expect(await scheduledActivities(s!.workflowId, 'addToIpSet')).toBe(0);
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+});
+
+it('leaves nothing behind when cancelled while the block is being written', async () => {
+  faults.applyDelayMs = 1_500;
+  const ip = pool.v4();
+  const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 60_000 }));
+  await waitFor('applying', async () => (await incidentStatus(stack.client, ip)).state === 'applying');
+  await handleOf(s!.workflowId).cancel();
+  await expect(handleOf(s!.workflowId).result()).rejects.toBeInstanceOf(WorkflowFailedError);
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+  await sleep(2_000); // a write that was still in flight would have landed by now
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+  expect((await handleOf(s!.workflowId).query(statusQuery)).state).toBe('released');
+});
+
+it('keeps retrying a release that AWS refuses (e.g. a lost permission) until it succeeds', async () => {
+  const ip = pool.v4();
+  const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 1_000 }));
+  await waitFor('block', async () => (await stack.setContents('block')).includes(`${ip}/32`));
+  const before = releaseCalls;
+  faults.releaseFailures = 2;
+  const result = await handleOf(s!.workflowId).result();
+  expect(result.state).toBe('released');
+  expect(releaseCalls - before).toBe(3);
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+});
+
+it('never removes an address it found already in the set', async () => {
+  const ip = pool.v4();
+  await stack.gateway.apply('block', [`${ip}/32`]); // put there by someone else
+  const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 1_000 }));
+  const result = await handleOf(s!.workflowId).result();
+  expect(result.state).toBe('released');
+  expect(result.timeline.map((t) => t.message).join('\n')).toMatch(
+    /not added by this incident \(left as found\)/,
+  );
+  expect(await stack.setContents('block')).toContain(`${ip}/32`);
+  await stack.gateway.release('block', [`${ip}/32`]);
+});
+
+it('reports a repeat detection as joined, and starts afresh when the open incident is releasing', async () => {
+  const ip = pool.v4();
+  const [first] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 60_000 }));
+  expect(first?.joined).toBe(false);
+  await waitFor('active', async () => (await incidentStatus(stack.client, ip)).state === 'active');
+  const [again] = await startRemediation(
+    deps(),
+    buildDetection({ targets: [ip], ttlMs: 120_000, action: 'captcha' }),
+  );
+  expect(again).toMatchObject({ joined: true, incident: { action: 'block', state: 'active' } });
+
+  faults.releaseDelayMs = 1_500;
+  const releasing = releaseRemediation(stack.client, ip, { by: 'oncall' });
+  await waitFor('releasing', async () => {
+    const d = await handleOf(first!.workflowId).describe();
+    return d.typedSearchAttributes.get(searchAttributes.state) === 'releasing';
+  });
+  const firstRun = (await handleOf(first!.workflowId).describe()).runId;
+  const [fresh] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 60_000 }));
+  expect(fresh?.joined).toBe(false);
+  await releasing;
+  expect((await handleOf(first!.workflowId).describe()).runId).not.toBe(firstRun);
+  faults.releaseDelayMs = 0;
+  await waitFor('block again', async () => (await stack.setContents('block')).includes(`${ip}/32`));
+  await releaseRemediation(stack.client, ip, { by: 'jest' });
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+});
