@@ -3,25 +3,9 @@
  * own names as the failure type (e.g. `WAFOptimisticLockException`) so retry policies can name them.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from '../workflows/failure-types';
 
-export const ErrorTypes = {
-  /** The request breaks policy: bad target, TTL, action. Never retried. */
-  PolicyRejected: 'PolicyRejected',
-  /** The managed IP set or web ACL is missing; `perimeter waf init` fixes it. */
-  WafNotProvisioned: 'WAFNonexistentItemException',
-  LockConflict: 'WAFOptimisticLockException',
-} as const;
-
-/** AWS WAF errors that another attempt cannot fix. */
-export const NON_RETRYABLE_WAF_ERRORS = [
-  'WAFInvalidParameterException',
-  'WAFNonexistentItemException',
-  'WAFLimitsExceededException',
-  'WAFInvalidOperationException',
-  'WAFDuplicateItemException',
-  'AccessDeniedException',
-  'UnrecognizedClientException',
-];
+export { ErrorTypes, NON_RETRYABLE_WAF_ERRORS };
 
 /**
  * Turns an AWS SDK (or gateway) error into an ApplicationFailure typed by the error's name.

@@ -3,8 +3,8 @@
  * read and change it. remediate.ts tells the story; this file keeps the books.
  */
 import { condition, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import { formatDuration } from '../src/domain/durations';
-import { checkTtl, type PolicyLimits } from '../src/domain/policy';
+import type { PolicyLimits } from '../src/domain/policy';
+import { checkTtl, formatDuration } from './durations';
 import {
   extendUpdate,
   releaseUpdate,

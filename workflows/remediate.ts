@@ -14,8 +14,8 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from '../activities/errors';
-import { formatDuration } from '../src/domain/durations';
+import { formatDuration } from './durations';
+import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from './failure-types';
 import type { SetAction } from '../src/domain/policy';
 import type { IncidentStatus, RemediationInput } from './definitions';
 import { Incident } from './incident';

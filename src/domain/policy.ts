@@ -4,7 +4,9 @@
  * starting a workflow, and the workflow's validate step runs it again with the worker's limits.
  */
 import { checkTarget, TargetError, type PrefixLimits, type Target } from './targets';
-import { formatDuration } from './durations';
+import { checkTtl, formatDuration } from './durations';
+
+export { checkTtl };
 
 /** What a remediation does to matching requests. `count` is the observation (dry-run) set. */
 export const REMEDIATION_ACTIONS = ['block', 'challenge', 'captcha'] as const;
@@ -45,14 +47,6 @@ export function isSetAction(value: string): value is SetAction {
 
 export function isRemediationAction(value: string): value is RemediationAction {
   return (REMEDIATION_ACTIONS as readonly string[]).includes(value);
-}
-
-export function checkTtl(ttlMs: number, maxTtlMs: number, what = 'TTL'): string | undefined {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) return `${what} must be greater than zero`;
-  if (ttlMs > maxTtlMs) {
-    return `${what} ${formatDuration(ttlMs)} exceeds the maximum of ${formatDuration(maxTtlMs)} (PERIMETER_MAX_TTL)`;
-  }
-  return undefined;
 }
 
 export function checkRemediation(request: RemediationRequest, limits: PolicyLimits): CheckedRemediation {

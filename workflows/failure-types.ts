@@ -1,0 +1,23 @@
+/**
+ * Failure `type` strings crossing the activity → workflow boundary, in one place. They live
+ * here because workflow code (retry policies) needs them as values; activities/errors.ts maps
+ * errors to them. AWS errors keep their own names (e.g. `WAFOptimisticLockException`).
+ */
+export const ErrorTypes = {
+  /** The request breaks policy: bad target, TTL, action. Never retried. */
+  PolicyRejected: 'PolicyRejected',
+  /** The managed IP set or web ACL is missing; `perimeter waf init` fixes it. */
+  WafNotProvisioned: 'WAFNonexistentItemException',
+  LockConflict: 'WAFOptimisticLockException',
+} as const;
+
+/** AWS WAF errors that another attempt cannot fix. */
+export const NON_RETRYABLE_WAF_ERRORS = [
+  'WAFInvalidParameterException',
+  'WAFNonexistentItemException',
+  'WAFLimitsExceededException',
+  'WAFInvalidOperationException',
+  'WAFDuplicateItemException',
+  'AccessDeniedException',
+  'UnrecognizedClientException',
+];
