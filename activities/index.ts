@@ -5,7 +5,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { checkRemediation, PolicyError, type PolicyLimits, type SetAction } from '../src/domain/policy';
-import type { WafGateway, SetChangeResult } from '../src/waf/gateway';
+import type { CheckResult, SetChangeResult, WafGateway } from '../src/waf/gateway';
 import { ErrorTypes, toApplicationFailure } from './errors';
 
 export interface ActivityDeps {
@@ -32,16 +32,18 @@ export interface SetChangeInput {
   cidrs: string[];
 }
 
-export interface AddResult extends SetChangeResult {
-  /**
-   * The CIDRs this incident may remove later: those it added. An address already in the set
-   * on the first attempt belongs to someone else and is never released by this incident; on a
-   * retry "already present" may be our own earlier write that timed out, so it counts as ours.
-   */
-  owned: string[];
+/**
+ * The signal a WAF call of this attempt runs under: the activity's cancellation, and its
+ * deadline less a margin — a write must not start (or be left running) after Temporal has given
+ * up on the attempt, or it could land after the incident has released the address.
+ */
+function attemptSignal(): AbortSignal {
+  const { cancellationSignal, info } = Context.current();
+  const budget = Math.max(1_000, info.startToCloseTimeoutMs - 2_000);
+  return AbortSignal.any([cancellationSignal, AbortSignal.timeout(budget)]);
 }
 
-async function wafCall(call: () => Promise<SetChangeResult>): Promise<SetChangeResult> {
+async function wafCall<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
@@ -67,11 +69,17 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
+    /**
+     * Which of the CIDRs the action's sets already hold. Read before adding: what was there
+     * before belongs to someone else, and the incident must leave it as found.
+     */
+    async checkIpSet(input: SetChangeInput): Promise<CheckResult> {
+      return wafCall(() => deps.waf.check(input.action, input.cidrs, { signal: attemptSignal() }));
+    },
+
     /** Adds the CIDRs to the action's managed IP sets (read-modify-write with the lock token). */
-    async addToIpSet(input: SetChangeInput): Promise<AddResult> {
-      const result = await wafCall(() => deps.waf.apply(input.action, input.cidrs));
-      const firstAttempt = Context.current().info.attempt === 1;
-      return { ...result, owned: firstAttempt ? result.changed : [...result.changed, ...result.unchanged] };
+    async addToIpSet(input: SetChangeInput): Promise<SetChangeResult> {
+      return wafCall(() => deps.waf.apply(input.action, input.cidrs, { signal: attemptSignal() }));
     },
 
     /**
@@ -80,7 +88,7 @@ export function createActivities(deps: ActivityDeps) {
      */
     async removeFromIpSet(input: SetChangeInput): Promise<SetChangeResult> {
       try {
-        return await deps.waf.release(input.action, input.cidrs);
+        return await deps.waf.release(input.action, input.cidrs, { signal: attemptSignal() });
       } catch (err) {
         // A set missing by name (the gateway re-checks a stale ID first) holds nothing to release.
         if ((err as Error).name === ErrorTypes.WafNotProvisioned) {

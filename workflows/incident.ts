@@ -95,7 +95,8 @@ export class Incident {
           return { state: this.state, accepted: false };
         }
         this.releaseRequest = { by, reason: reason ?? 'manual release' };
-        this.note('release', `release requested by ${by}${reason ? `: ${reason}` : ''}`);
+        // Shown at once, so a detection arriving now starts a fresh incident instead of joining this one.
+        this.enter('releasing', 'release', `release requested by ${by}${reason ? `: ${reason}` : ''}`);
         await condition(() => FINAL_STATES.includes(this.state));
         return { state: this.state, accepted: true };
       },
@@ -161,7 +162,9 @@ export class Incident {
   }
 
   enter(state: IncidentState, step: TimelineStep, message: string): void {
-    this.state = state;
+    // Once a release is accepted the incident reads as releasing until it has ended.
+    const ending = state === 'releasing' || FINAL_STATES.includes(state);
+    this.state = this.releaseRequest && !ending ? 'releasing' : state;
     this.note(step, message);
     this.publish();
   }

@@ -47,7 +47,7 @@ const releaseOptions: ActivityOptions = {
 };
 
 const { validateRemediation } = proxyActivities<Activities>(validateOptions);
-const { addToIpSet } = proxyActivities<Activities>(applyOptions);
+const { checkIpSet, addToIpSet } = proxyActivities<Activities>(applyOptions);
 const { removeFromIpSet } = proxyActivities<Activities>(releaseOptions);
 
 export async function remediate(input: RemediationInput): Promise<IncidentStatus> {
@@ -208,25 +208,28 @@ type Held = Map<SetAction, string[]>;
 
 async function addTo(incident: Incident, held: Held, action: SetAction): Promise<void> {
   const cidrs = incident.targets;
-  // Recorded before the call: a write that lands but whose answer is lost must still be released.
-  held.set(action, cidrs);
-  // Not cancellable: cancelling mid-write would let the write land after the release step ran.
-  // The incident's cancellation takes effect at the next step, and then releases this.
-  const result = await CancellationScope.nonCancellable(() =>
-    addToIpSet.executeWithOptions({ ...applyOptions, summary: `add ${cidrs.join(', ')} to ${action} set` }, [
-      { action, cidrs },
-    ]),
+  // What is already there belongs to someone else (a person, another tool): never ours to remove.
+  const { present } = await checkIpSet.executeWithOptions(
+    { ...applyOptions, summary: `check ${action} set for ${cidrs.join(', ')}` },
+    [{ action, cidrs }],
   );
-  // Results recorded before ownership was tracked carry no `owned`: all of it was ours then.
-  const owned = result.owned ?? cidrs;
-  held.set(action, owned);
-  const foreign = cidrs.filter((c) => !owned.includes(c));
-  if (foreign.length > 0) {
+  const owned = cidrs.filter((c) => !present.includes(c));
+  if (present.length > 0) {
     incident.note(
       'apply',
-      `already in the ${action} set, not added by this incident (left as found): ${foreign.join(', ')}`,
+      `already in the ${action} set, not added by this incident (left as found): ${present.join(', ')}`,
     );
   }
+  // Recorded before the write: a write that lands but whose answer is lost must still be released.
+  held.set(action, owned);
+  if (owned.length === 0) return;
+  // Not cancellable: cancelling mid-write would let the write land after the release step ran.
+  // The incident's cancellation takes effect at the next step, and then releases this.
+  await CancellationScope.nonCancellable(() =>
+    addToIpSet.executeWithOptions({ ...applyOptions, summary: `add ${owned.join(', ')} to ${action} set` }, [
+      { action, cidrs: owned },
+    ]),
+  );
 }
 
 async function removeFrom(incident: Incident, held: Held, action: SetAction): Promise<void> {

@@ -110,6 +110,22 @@ export async function startRemediation(
   return started;
 }
 
+const RELEASING_WAIT_MS = 30_000;
+
+async function closesWithin(handle: WorkflowHandle, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const closed = handle.result().then(
+    () => true as const,
+    () => true as const,
+  );
+  try {
+    return await Promise.race([closed, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** States of an incident that is still running but will not apply anything any more. */
 const ENDING_STATES = ['releasing', 'released', 'stood-down', 'rejected'];
 
@@ -156,8 +172,10 @@ async function signalWithStartIncident(
     const joined = description.memo?.requestId !== requestId;
     const state = sa.get(searchAttributes.state) ?? 'validating';
     if (joined && ENDING_STATES.includes(state) && attempt < 3) {
-      await handle.result().catch(() => undefined); // closes within moments of its release
-      continue;
+      // Wait for that run (not whatever runs under the ID later) to close — but not forever: a
+      // release that AWS keeps refusing is retried without end, and detectors must move on.
+      const run = client.workflow.getHandle(workflowId, description.runId);
+      if (await closesWithin(run, RELEASING_WAIT_MS)) continue;
     }
     return {
       workflowId,

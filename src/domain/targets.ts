@@ -266,6 +266,12 @@ export function checkTarget(input: string, limits: PrefixLimits): Target {
     );
   }
   const inner = embeddedIpv4(target);
+  if (inner && inner.prefix < limits.minPrefixV4) {
+    throw new TargetError(
+      input,
+      `${target.cidr} reaches ${inner.cidr} through a translation prefix; the widest allowed IPv4 prefix is /${limits.minPrefixV4}`,
+    );
+  }
   const innerHit = inner && RESERVED.find((r) => overlaps(r.range, inner));
   if (inner && innerHit) {
     throw new TargetError(

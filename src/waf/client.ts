@@ -27,7 +27,12 @@ export function createWafClient(waf: Config['waf']): WAFV2Client {
     maxAttempts: 2,
     // Well inside the activities' 30 s start-to-close: a write must not land after its attempt
     // has been given up on (and possibly after the incident released the address).
-    requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000 },
+    requestHandler: {
+      requestTimeout: 10_000,
+      throwOnRequestTimeout: true,
+      socketTimeout: 10_000,
+      connectionTimeout: 5_000,
+    },
   });
 }
 

@@ -20,11 +20,16 @@ export interface CheckResult {
   absent: string[];
 }
 
+export interface CallOptions {
+  /** Aborts the call; no write starts after it fires (the caller's deadline or cancellation). */
+  signal?: AbortSignal;
+}
+
 export interface WafGateway {
   /** Adds the CIDRs to the action's sets; adding one already present is a no-op. */
-  apply(action: SetAction, cidrs: string[]): Promise<SetChangeResult>;
+  apply(action: SetAction, cidrs: string[], options?: CallOptions): Promise<SetChangeResult>;
   /** Removes the CIDRs from the action's sets; removing one already gone is a no-op. */
-  release(action: SetAction, cidrs: string[]): Promise<SetChangeResult>;
+  release(action: SetAction, cidrs: string[], options?: CallOptions): Promise<SetChangeResult>;
   /** Reports which of the CIDRs the action's sets hold. */
-  check(action: SetAction, cidrs: string[]): Promise<CheckResult>;
+  check(action: SetAction, cidrs: string[], options?: CallOptions): Promise<CheckResult>;
 }

@@ -166,9 +166,14 @@ export async function initManagedWaf(o: ProvisionOptions): Promise<InitReport> {
       if (existing) {
         // Adopt by name, but a rule pointing at a re-created set or doing the wrong thing would
         // make every block silently ineffective: point it at the set and give it its action.
+        // Same kind of action is enough: a Block with a custom response stays as the operator set it.
+        const actionKind = (a: RuleAction | undefined) =>
+          Object.keys(a ?? {})
+            .sort()
+            .join();
         const right =
           existing.Statement?.IPSetReferenceStatement?.ARN === arn &&
-          JSON.stringify(existing.Action) === JSON.stringify(RULE_ACTIONS[set.action]);
+          actionKind(existing.Action) === actionKind(RULE_ACTIONS[set.action]);
         if (right) adopted.push(set.name);
         else {
           rules[index] = setRule(set, arn, existing.Priority ?? 0);

@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-wafv2';
 import type { SetAction } from '../domain/policy';
 import { parseTarget, type IpFamily } from '../domain/targets';
-import type { CheckResult, SetChangeResult, WafGateway } from './gateway';
+import type { CallOptions, CheckResult, SetChangeResult, WafGateway } from './gateway';
 import { IP_SET_CAPACITY, managedSetName } from './names';
 
 export interface Wafv2GatewayOptions {
@@ -64,8 +64,8 @@ export class Wafv2Gateway implements WafGateway {
 
   constructor(private readonly options: Wafv2GatewayOptions) {}
 
-  apply(action: SetAction, cidrs: string[]): Promise<SetChangeResult> {
-    return this.changeEach(action, cidrs, (wanted) => (current) => {
+  apply(action: SetAction, cidrs: string[], options: CallOptions = {}): Promise<SetChangeResult> {
+    return this.changeEach(action, cidrs, options, (wanted) => (current) => {
       const have = new Set(current.map(canonical));
       const add = wanted.filter((c) => !have.has(c));
       if (current.length + add.length > IP_SET_CAPACITY) {
@@ -78,8 +78,8 @@ export class Wafv2Gateway implements WafGateway {
     });
   }
 
-  release(action: SetAction, cidrs: string[]): Promise<SetChangeResult> {
-    return this.changeEach(action, cidrs, (wanted) => (current) => {
+  release(action: SetAction, cidrs: string[], options: CallOptions = {}): Promise<SetChangeResult> {
+    return this.changeEach(action, cidrs, options, (wanted) => (current) => {
       const drop = new Set(wanted);
       const next = current.filter((entry) => !drop.has(canonical(entry)));
       const had = new Set(current.map(canonical));
@@ -91,11 +91,11 @@ export class Wafv2Gateway implements WafGateway {
     });
   }
 
-  async check(action: SetAction, cidrs: string[]): Promise<CheckResult> {
+  async check(action: SetAction, cidrs: string[], options: CallOptions = {}): Promise<CheckResult> {
     const result: CheckResult = { present: [], absent: [] };
     for (const [family, wanted] of groupByFamily(cidrs)) {
       const name = managedSetName(this.options.setPrefix, action, family);
-      const { addresses } = await this.withSet(name, (ref) => this.read(ref));
+      const { addresses } = await this.withSet(name, (ref) => this.read(ref, options));
       const have = new Set(addresses.map(canonical));
       for (const c of wanted) (have.has(c) ? result.present : result.absent).push(c);
     }
@@ -110,12 +110,13 @@ export class Wafv2Gateway implements WafGateway {
   private async changeEach(
     action: SetAction,
     cidrs: string[],
+    options: CallOptions,
     mergeFor: (wanted: string[]) => Merge,
   ): Promise<SetChangeResult> {
     const total: SetChangeResult = { setsWritten: [], changed: [], unchanged: [], lockConflicts: 0 };
     for (const [family, wanted] of groupByFamily(cidrs)) {
       const name = managedSetName(this.options.setPrefix, action, family);
-      const result = await this.withSet(name, (ref) => this.readModifyWrite(ref, mergeFor(wanted)));
+      const result = await this.withSet(name, (ref) => this.readModifyWrite(ref, mergeFor(wanted), options));
       if (result.written) total.setsWritten.push(name);
       total.changed.push(...result.changed);
       total.unchanged.push(...result.unchanged);
@@ -141,12 +142,14 @@ export class Wafv2Gateway implements WafGateway {
     }
   }
 
-  private async readModifyWrite(ref: SetRef, merge: Merge) {
+  private async readModifyWrite(ref: SetRef, merge: Merge, { signal }: CallOptions) {
     let lockConflicts = 0;
     for (;;) {
-      const { addresses, lockToken, description } = await this.read(ref);
+      const { addresses, lockToken, description } = await this.read(ref, { signal });
       const { next, changed, unchanged } = merge(addresses);
       if (changed.length === 0) return { written: false, changed, unchanged, lockConflicts };
+      // Past the caller's deadline no write may start: it could land after the caller gave up.
+      signal?.throwIfAborted();
       try {
         // UpdateIPSet replaces every mutable field: carry the description over, or it is wiped.
         await this.options.client.send(
@@ -157,6 +160,7 @@ export class Wafv2Gateway implements WafGateway {
             LockToken: lockToken,
             Description: description,
           }),
+          { abortSignal: signal },
         );
         return { written: true, changed, unchanged, lockConflicts };
       } catch (err) {
@@ -173,8 +177,13 @@ export class Wafv2Gateway implements WafGateway {
     }
   }
 
-  private async read(ref: SetRef): Promise<{ addresses: string[]; lockToken: string; description?: string }> {
-    const out = await this.options.client.send(new GetIPSetCommand({ ...ref, Scope: this.options.scope }));
+  private async read(
+    ref: SetRef,
+    { signal }: CallOptions = {},
+  ): Promise<{ addresses: string[]; lockToken: string; description?: string }> {
+    const out = await this.options.client.send(new GetIPSetCommand({ ...ref, Scope: this.options.scope }), {
+      abortSignal: signal,
+    });
     if (!out.LockToken) {
       throw new WafError('WAFInternalErrorException', `GetIPSet ${ref.Name} returned no lock token`);
     }

@@ -64,6 +64,10 @@ describe('checkTarget', () => {
     ['64:ff9b::/95', /reaches 0\.0\.0\.0\/0 through a translation prefix/],
     ['2002:a00:1::/48', /reaches 10\.0\.0\.1\/32 through a translation prefix/],
     ['2002:7f00:1::/48', /loopback/],
+    [
+      '64:ff9b::cb00:0/104',
+      /reaches 203\.0\.0\.0\/8 through a translation prefix; the widest allowed IPv4 prefix is \/16/,
+    ],
   ])('refuses %s', (input, message) => {
     expect(() => checkTarget(input, limits)).toThrow(message);
   });

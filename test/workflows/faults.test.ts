@@ -18,6 +18,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Knobs the tests turn: every worker call reads them at call time. */
 const faults = {
   applyDelayMs: 0,
+  applyFailures: 0,
   releaseDelayMs: 0,
   releaseFailures: 0,
   validateDelayMs: 0,
@@ -26,11 +27,15 @@ let releaseCalls = 0;
 
 function faultyGateway(inner: WafGateway): WafGateway {
   return {
-    async apply(action, cidrs) {
+    async apply(action, cidrs, options) {
+      if (faults.applyFailures > 0) {
+        faults.applyFailures--;
+        throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+      }
       if (faults.applyDelayMs) await sleep(faults.applyDelayMs);
-      return inner.apply(action, cidrs);
+      return inner.apply(action, cidrs, options);
     },
-    async release(action, cidrs) {
+    async release(action, cidrs, options) {
       releaseCalls++;
       if (faults.releaseFailures > 0) {
         faults.releaseFailures--;
@@ -39,9 +44,9 @@ function faultyGateway(inner: WafGateway): WafGateway {
         });
       }
       if (faults.releaseDelayMs) await sleep(faults.releaseDelayMs);
-      return inner.release(action, cidrs);
+      return inner.release(action, cidrs, options);
     },
-    check: (action, cidrs) => inner.check(action, cidrs),
+    check: (action, cidrs, options) => inner.check(action, cidrs, options),
   };
 }
 
@@ -62,7 +67,13 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.close());
 afterEach(() =>
-  Object.assign(faults, { applyDelayMs: 0, releaseDelayMs: 0, releaseFailures: 0, validateDelayMs: 0 }),
+  Object.assign(faults, {
+    applyDelayMs: 0,
+    applyFailures: 0,
+    releaseDelayMs: 0,
+    releaseFailures: 0,
+    validateDelayMs: 0,
+  }),
 );
 
 const deps = () => ({ client: stack.client, config: stack.config });
@@ -108,6 +119,35 @@ it('keeps retrying a release that AWS refuses (e.g. a lost permission) until it 
   const result = await handleOf(s!.workflowId).result();
   expect(result.state).toBe('released');
   expect(releaseCalls - before).toBe(3);
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+});
+
+it('retries a throttled write, then blocks and releases as usual', async () => {
+  faults.applyFailures = 2;
+  const ip = pool.v4();
+  const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 1_500 }));
+  await waitFor('block', async () => (await stack.setContents('block')).includes(`${ip}/32`));
+  expect((await handleOf(s!.workflowId).result()).state).toBe('released');
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+});
+
+it('shows an accepted release at once, so a detection arriving meanwhile starts a fresh incident', async () => {
+  faults.applyDelayMs = 1_500;
+  const ip = pool.v4();
+  const [first] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 60_000 }));
+  await waitFor('applying', async () => (await incidentStatus(stack.client, ip)).state === 'applying');
+  const firstRun = (await handleOf(first!.workflowId).describe()).runId;
+  const releasing = releaseRemediation(stack.client, ip, { by: 'oncall' });
+  await waitFor('releasing', async () => (await incidentStatus(stack.client, ip)).state === 'releasing');
+  faults.applyDelayMs = 0;
+  const [fresh] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 60_000 }));
+  expect(fresh?.joined).toBe(false);
+  expect(await releasing).toMatchObject({ accepted: true, state: 'released' });
+  expect((await handleOf(first!.workflowId).describe()).runId).not.toBe(firstRun);
+  await waitFor('blocked by the fresh incident', async () =>
+    (await stack.setContents('block')).includes(`${ip}/32`),
+  );
+  await releaseRemediation(stack.client, ip, { by: 'jest' });
   expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
 });
 

@@ -10,16 +10,14 @@ import { Worker } from '@temporalio/worker';
 const dir = path.join(__dirname, 'histories');
 const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
 
-it('has stored histories to replay, old shapes included', () => {
-  // v1: activity results from before ownership was tracked; v2: current, with continue-as-new.
-  expect(files.filter((f) => f.startsWith('v1-'))).toHaveLength(4);
-  expect(files.filter((f) => f.startsWith('v2-')).sort()).toEqual([
-    'v2-cancelled.json',
-    'v2-continued-first-run.json',
-    'v2-continued-second-run.json',
-    'v2-extend-release.json',
-    'v2-stand-down.json',
-    'v2-ttl-release.json',
+it('has stored histories to replay', () => {
+  expect(files.sort()).toEqual([
+    'cancelled.json',
+    'continued-first-run.json',
+    'continued-second-run.json',
+    'extend-release.json',
+    'stand-down.json',
+    'ttl-release.json',
   ]);
 });
 

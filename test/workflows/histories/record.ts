@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     histories['continued-first-run'] = { id: histories['continued-second-run']!.id, runId: previous };
     for (const [name, { id, runId }] of Object.entries(histories)) {
       const json = show(id, runId);
-      fs.writeFileSync(path.join(__dirname, `v2-${name}.json`), json);
+      fs.writeFileSync(path.join(__dirname, `${name}.json`), json);
       console.log(`recorded ${name}: ${(JSON.parse(json) as { events: unknown[] }).events.length} events`);
     }
   } finally {
