@@ -5,7 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+
+// A replay that fails says why in the assertion; the replay workers' INFO lines are only noise.
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 const dir = path.join(__dirname, 'histories');
 const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
