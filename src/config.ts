@@ -43,6 +43,20 @@ const configObject = z.object({
   PERIMETER_MAX_OBSERVE: duration('1h'),
   PERIMETER_MIN_PREFIX_V4: prefixLength(16, 32),
   PERIMETER_MIN_PREFIX_V6: prefixLength(48, 128),
+  /** Slack user IDs allowed to approve or deny (comma-separated). Empty: anyone who can reach Temporal. */
+  PERIMETER_SLACK_APPROVERS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    ),
+  /** How long an approval request waits for a person. */
+  PERIMETER_APPROVAL_TIMEOUT: duration('15m'),
+  /** What happens when nobody answers in time. */
+  PERIMETER_APPROVAL_DEFAULT: z.enum(['deny', 'approve']).default('deny'),
   /** Where the local stack keeps its SQLite history, logs and address file. */
   PERIMETER_STATE_DIR: z.string().min(1).default('.perimeter'),
   /** Retry budget for one WAF write's lock conflicts inside a single activity attempt. */
@@ -90,6 +104,7 @@ export interface Config {
     lockRetries: number;
   };
   stateDir: string;
+  approval: { approvers: string[]; timeoutMs: number; onTimeout: 'deny' | 'approve' };
   policy: {
     defaultTtlMs: number;
     maxTtlMs: number;
@@ -129,6 +144,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       lockRetries: e.PERIMETER_WAF_LOCK_RETRIES,
     },
     stateDir: e.PERIMETER_STATE_DIR,
+    approval: {
+      approvers: e.PERIMETER_SLACK_APPROVERS,
+      timeoutMs: e.PERIMETER_APPROVAL_TIMEOUT,
+      onTimeout: e.PERIMETER_APPROVAL_DEFAULT,
+    },
     policy: {
       defaultTtlMs: e.PERIMETER_DEFAULT_TTL,
       maxTtlMs: e.PERIMETER_MAX_TTL,

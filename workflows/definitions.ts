@@ -11,8 +11,19 @@ export type { RemediationAction, SetAction, PolicyLimits };
 
 export const DEFAULT_TASK_QUEUE = 'perimeter';
 
-/** How a remediation is approved. Only `none` exists until Slack approvals land. */
-export type ApprovalMode = 'none';
+/** How a remediation is approved: not at all, or by a person (Slack buttons, or the CLI). */
+export type ApprovalMode = 'none' | 'slack';
+
+export type Decision = 'approve' | 'approve-challenge' | 'deny';
+
+export interface ApprovalPolicy {
+  /** Who may decide (Slack user IDs). Empty: anyone who can reach the workflow may. */
+  approvers: string[];
+  /** How long to wait for a decision. */
+  timeoutMs: number;
+  /** What happens when nobody answers in time. */
+  onTimeout: 'deny' | 'approve';
+}
 
 /** One detector report about one incident; many arrive per incident as `sighting` signals. */
 export interface Sighting {
@@ -37,6 +48,8 @@ export interface RemediationInput {
   /** Dry-run window: targets sit in the count set while evidence accumulates. 0 skips it. */
   observeMs: number;
   approval: ApprovalMode;
+  /** Required when `approval` is not `none`. */
+  approvalPolicy?: ApprovalPolicy;
   reason: string;
   /** What raised the incident: a detector name, `cli`, `ingest`, … */
   detector: string;
@@ -58,10 +71,21 @@ export interface IncidentCarryOver {
   held: Partial<Record<SetAction, string[]>>;
   evidence: Evidence;
   timeline: TimelineEntry[];
+  /** Absent in carry-overs written before approvals existed. */
+  action?: RemediationAction;
+  decision?: DecisionRecord;
 }
 
 export type IncidentState =
-  'validating' | 'observing' | 'applying' | 'active' | 'releasing' | 'released' | 'stood-down' | 'rejected';
+  | 'validating'
+  | 'observing'
+  | 'awaiting-approval'
+  | 'applying'
+  | 'active'
+  | 'releasing'
+  | 'released'
+  | 'stood-down'
+  | 'rejected';
 
 export type TimelineStep =
   'detect' | 'validate' | 'observe' | 'approve' | 'apply' | 'hold' | 'release' | 'record';
@@ -83,8 +107,19 @@ export interface Evidence {
   lastSeen?: string;
 }
 
+export interface DecisionRecord {
+  decision: Decision;
+  /** A Slack user ID, a CLI user, or `timeout`. */
+  by: string;
+  at: string;
+  /** True when nobody answered and the policy's default was applied. */
+  byDefault: boolean;
+}
+
 export interface IncidentStatus {
   state: IncidentState;
+  approval: ApprovalMode;
+  decision?: DecisionRecord;
   targets: string[];
   action: RemediationAction;
   reason: string;
@@ -122,6 +157,14 @@ export interface ExtendResult {
   ttlMs: number;
 }
 
+export interface DecideRequest {
+  decision: Decision;
+  by: string;
+}
+
+export const decideUpdate = defineUpdate<DecisionRecord & { state: IncidentState }, [DecideRequest]>(
+  'decide',
+);
 export const sightingSignal = defineSignal<[Sighting]>('sighting');
 export const releaseUpdate = defineUpdate<ReleaseResult, [ReleaseRequest]>('release');
 export const extendUpdate = defineUpdate<ExtendResult, [ExtendRequest]>('extend');

@@ -6,12 +6,17 @@ import { condition, setCurrentDetails, setHandler, upsertSearchAttributes } from
 import type { PolicyLimits } from '../src/domain/policy';
 import { checkTtl, formatDuration } from './durations';
 import {
+  decideUpdate,
   extendUpdate,
   releaseUpdate,
   searchAttributes,
   sightingSignal,
   statusQuery,
+  type DecideRequest,
+  type Decision,
+  type DecisionRecord,
   type Evidence,
+  type RemediationAction,
   type IncidentCarryOver,
   type IncidentState,
   type IncidentStatus,
@@ -23,7 +28,21 @@ import {
 
 const MAX_SAMPLES = 10;
 const FINAL_STATES: IncidentState[] = ['released', 'stood-down', 'rejected'];
-const RELEASABLE_STATES: IncidentState[] = ['validating', 'observing', 'applying', 'active'];
+const RELEASABLE_STATES: IncidentState[] = [
+  'validating',
+  'observing',
+  'awaiting-approval',
+  'applying',
+  'active',
+];
+
+export function decisionText(decision: Decision): string {
+  return decision === 'approve'
+    ? 'approved'
+    : decision === 'approve-challenge'
+      ? 'approved as challenge'
+      : 'denied';
+}
 
 export class Incident {
   state: IncidentState = 'validating';
@@ -49,10 +68,14 @@ export class Incident {
 
   /** 1 for the first run; each continue-as-new adds one. */
   run = 1;
+  /** What is applied: the requested action, or a challenge when an approver chose that. */
+  action: RemediationAction;
+  decision: DecisionRecord | undefined;
 
   constructor(readonly input: RemediationInput) {
     this.targets = input.targets;
     this.ttlMs = input.ttlMs;
+    this.action = input.action;
     const r = input.resumed;
     if (r) {
       this.run = r.run;
@@ -62,6 +85,8 @@ export class Incident {
       this.appliedAt = r.appliedAt;
       this.expiresAt = r.expiresAt;
       this.evidence = r.evidence;
+      this.action = r.action ?? input.action;
+      this.decision = r.decision;
       this.state = 'active';
       this.timeline.push(...r.timeline);
     }
@@ -81,6 +106,8 @@ export class Incident {
       held,
       evidence: this.evidence,
       timeline: this.timeline,
+      action: this.action,
+      decision: this.decision,
     };
   }
 
@@ -107,6 +134,17 @@ export class Incident {
       },
     );
     setHandler(
+      decideUpdate,
+      async ({ decision, by }) => {
+        this.decision = { decision, by, at: new Date().toISOString(), byDefault: false };
+        this.note('approve', `${decisionText(decision)} by ${by}`);
+        // Answer once the decision has taken effect, so the caller can say what happened.
+        await condition(() => !['awaiting-approval', 'applying'].includes(this.state));
+        return { ...this.decision, state: this.state };
+      },
+      { validator: (req) => this.validateDecision(req) },
+    );
+    setHandler(
       extendUpdate,
       ({ by, byMs }) => {
         this.ttlMs += byMs;
@@ -128,8 +166,28 @@ export class Incident {
     );
   }
 
+  private validateDecision({ decision, by }: DecideRequest): void {
+    if (this.decision) {
+      const when = this.decision.byDefault ? 'by default (no answer in time)' : `by ${this.decision.by}`;
+      throw new Error(`already decided: ${decisionText(this.decision.decision)} ${when}`);
+    }
+    if (this.state !== 'awaiting-approval' || this.releaseRequest) {
+      throw new Error(`not awaiting approval: the incident is ${this.state}`);
+    }
+    const approvers = this.input.approvalPolicy?.approvers ?? [];
+    if (!by) throw new Error('a decision needs the name of who made it');
+    if (approvers.length > 0 && !approvers.includes(by))
+      throw new Error(`${by} is not authorised to approve or deny`);
+    if (!['approve', 'approve-challenge', 'deny'].includes(decision))
+      throw new Error(`unknown decision "${decision}"`);
+    if (decision === 'approve-challenge' && this.action !== 'block') {
+      throw new Error('"approve as challenge" applies only to blocks');
+    }
+  }
+
   private validateExtend(byMs: number): void {
-    if (!['observing', 'applying', 'active'].includes(this.state) || this.releaseRequest || !this.limits) {
+    const extendable: IncidentState[] = ['observing', 'awaiting-approval', 'applying', 'active'];
+    if (!extendable.includes(this.state) || this.releaseRequest || !this.limits) {
       throw new Error(
         `cannot extend: the incident is ${this.releaseRequest ? 'being released' : this.state}`,
       );
@@ -180,7 +238,7 @@ export class Incident {
     ]);
     const last = this.timeline[this.timeline.length - 1];
     const lines = [
-      `**${this.state}** — ${this.input.action} ${this.targets.join(', ')}`,
+      `**${this.state}** — ${this.action} ${this.targets.join(', ')}`,
       this.expiresAt !== undefined
         ? `expires ${new Date(this.expiresAt).toISOString()}`
         : `TTL ${formatDuration(this.ttlMs)}`,
@@ -195,7 +253,9 @@ export class Incident {
     return {
       state: this.state,
       targets: this.targets,
-      action: this.input.action,
+      action: this.action,
+      approval: this.input.approval,
+      decision: this.decision,
       reason: this.input.reason,
       detector: this.input.detector,
       ttlMs: this.ttlMs,

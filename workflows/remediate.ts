@@ -62,7 +62,10 @@ export async function remediate(input: RemediationInput): Promise<IncidentStatus
       incident.publish();
       await validate(incident); // 1
       if ((await observe(incident, held)) === 'stand-down') return await finish(incident); // 2
-      ask(incident); // 3
+      if ((await ask(incident)) === 'denied') {
+        await removeFrom(incident, held, 'count'); // 3
+        return await finish(incident);
+      }
       await apply(incident, held); // 4
     }
     next = await hold(incident); // 5
@@ -134,13 +137,41 @@ async function observe(incident: Incident, held: Held): Promise<'proceed' | 'sta
   return 'proceed';
 }
 
-/** Approval seam: Slack / CLI approvals plug in here. Today every remediation is `approval: none`. */
-function ask(incident: Incident): void {
-  incident.note('approve', 'no approval required (approval: none)');
+/**
+ * A person decides — Approve, Approve as challenge, or Deny — through the `decide` Update
+ * (Slack buttons, `perimeter approve`); nobody answering in time applies the policy's default.
+ */
+async function ask(incident: Incident): Promise<'approved' | 'denied'> {
+  const { approval, approvalPolicy } = incident.input;
+  if (approval === 'none' || !approvalPolicy) {
+    incident.note('approve', 'no approval required (approval: none)');
+    return 'approved';
+  }
+  if (incident.releaseRequest) return 'denied';
+  const wait = formatDuration(approvalPolicy.timeoutMs);
+  incident.enter(
+    'awaiting-approval',
+    'approve',
+    `waiting up to ${wait} for approval (then: ${approvalPolicy.onTimeout})`,
+  );
+  const answered = await condition(
+    () => incident.decision !== undefined || incident.releaseRequest !== undefined,
+    approvalPolicy.timeoutMs,
+    { summary: `approval: up to ${wait}, then ${approvalPolicy.onTimeout}` },
+  );
+  if (!incident.decision && incident.releaseRequest) return 'denied';
+  if (!answered || !incident.decision) {
+    const decision = approvalPolicy.onTimeout === 'approve' ? 'approve' : 'deny';
+    incident.decision = { decision, by: 'timeout', at: new Date().toISOString(), byDefault: true };
+    incident.note('approve', `expired: no answer in ${wait} — default ${approvalPolicy.onTimeout}`);
+  }
+  if (incident.decision.decision === 'deny') return 'denied';
+  if (incident.decision.decision === 'approve-challenge') incident.action = 'challenge';
+  return 'approved';
 }
 
 async function apply(incident: Incident, held: Held): Promise<void> {
-  const { action } = incident.input;
+  const { action } = incident;
   incident.enter('applying', 'apply', `applying ${action}`);
   await addTo(incident, held, action);
   incident.appliedAt = Date.now();
@@ -165,7 +196,7 @@ async function hold(incident: Incident): Promise<'release' | 'continue-as-new'> 
         incident.expiresAt !== expiry ||
         workflowInfo().continueAsNewSuggested,
       remaining,
-      { summary: `TTL: ${incident.input.action} until ${new Date(expiry).toISOString()}` },
+      { summary: `TTL: ${incident.action} until ${new Date(expiry).toISOString()}` },
     );
     if (workflowInfo().continueAsNewSuggested && !incident.releaseRequest) {
       await condition(() => allHandlersFinished() || incident.releaseRequest !== undefined);
@@ -196,8 +227,15 @@ function record(_incident: Incident): void {
 
 async function finish(incident: Incident): Promise<IncidentStatus> {
   if (incident.state !== 'released') {
-    const by = incident.releaseRequest?.by ?? 'policy';
-    incident.enter('stood-down', 'observe', `stood down by ${by}; nothing was applied`);
+    const { decision, releaseRequest } = incident;
+    const why = releaseRequest
+      ? `stood down by ${releaseRequest.by}`
+      : decision?.decision === 'deny'
+        ? decision.byDefault
+          ? 'denied by default: no answer in time'
+          : `denied by ${decision.by}`
+        : 'stood down';
+    incident.enter('stood-down', 'approve', `${why}; nothing was applied`);
   }
   await condition(allHandlersFinished);
   return incident.status();

@@ -4,6 +4,7 @@ import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/clie
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { ConfigError, loadConfig } from '../config';
 import {
+  decideRemediation,
   extendRemediation,
   IncidentEndedError,
   incidentStatus,
@@ -14,6 +15,7 @@ import {
   waitUntilSettled,
 } from '../client/remediation';
 import { DurationError, formatDuration, parseDuration } from '../domain/durations';
+import type { ApprovalMode } from '../../workflows/definitions';
 import { PolicyError, REMEDIATION_ACTIONS } from '../domain/policy';
 import { TargetError } from '../domain/targets';
 import { configuredWaf } from '../waf/client';
@@ -137,11 +139,23 @@ export function buildProgram(): Command {
       duration,
     )
     .option('--reason <text>', 'why, for the timeline', 'manual block')
+    .addOption(
+      new Option('--approval <mode>', 'slack: wait for a person to approve (Slack or `perimeter approve`)')
+        .choices(['none', 'slack'])
+        .default('none'),
+    )
     .option('--json', 'wait until applied, then print {workflowId, targets, expiresAt} (one line per target)')
     .action(
       async (
         targets: string[],
-        o: { ttl: number; action: string; observe?: number; reason: string; json?: boolean },
+        o: {
+          ttl: number;
+          action: string;
+          observe?: number;
+          reason: string;
+          approval: string;
+          json?: boolean;
+        },
       ) => {
         const config = cliConfig();
         await withTemporal(config, async (client) => {
@@ -153,6 +167,7 @@ export function buildProgram(): Command {
               ttlMs: o.ttl,
               ...(o.observe !== undefined ? { observeMs: o.observe } : {}),
               reason: o.reason,
+              approval: o.approval as ApprovalMode,
               detector: 'cli',
               requestedBy: whoAmI(),
               evidence: { classes: {} },
@@ -205,6 +220,29 @@ export function buildProgram(): Command {
         );
       });
     });
+
+  for (const [name, description] of [
+    ['approve', 'approve a remediation that waits for approval'],
+    ['deny', 'deny a remediation that waits for approval: nothing is applied'],
+  ] as const) {
+    const command = program
+      .command(name)
+      .description(description)
+      .argument('<target-or-workflow-id>')
+      .option(
+        '--as <approver>',
+        'the approver identity to decide as (a Slack user ID when approvers are configured)',
+      );
+    if (name === 'approve') command.option('--challenge', 'apply a challenge instead of the block');
+    command.action(async (id: string, o: { as?: string; challenge?: boolean }) => {
+      const config = cliConfig();
+      await withTemporal(config, async (client) => {
+        const decision = name === 'deny' ? 'deny' : o.challenge ? 'approve-challenge' : 'approve';
+        const r = await decideRemediation(client, id, { decision, by: o.as ?? whoAmI() });
+        print(`${r.workflowId}: ${decision === 'deny' ? 'denied' : 'approved'} by ${r.by} — now ${r.state}`);
+      });
+    });
+  }
 
   program
     .command('extend')

@@ -11,12 +11,16 @@ import { formatDuration } from '../domain/durations';
 import { checkRemediation, type RemediationAction } from '../domain/policy';
 import { parseTarget } from '../domain/targets';
 import {
+  decideUpdate,
   extendUpdate,
   ipWorkflowId,
   releaseUpdate,
   searchAttributes,
   sightingSignal,
   statusQuery,
+  type ApprovalMode,
+  type DecideRequest,
+  type DecisionRecord,
   type ExtendResult,
   type IncidentStatus,
   type ReleaseResult,
@@ -47,6 +51,8 @@ export interface Detection {
   reason: string;
   detector: string;
   requestedBy: string;
+  /** `slack`: a person approves before anything is applied. Defaults to `none`. */
+  approval?: ApprovalMode;
   /** Evidence travelling with the detection; becomes the incident's first sighting. */
   evidence?: Omit<Sighting, 'detector' | 'at'> & { at?: string };
 }
@@ -100,7 +106,8 @@ export async function startRemediation(
       action: checked.action,
       ttlMs: checked.ttlMs,
       observeMs: checked.observeMs,
-      approval: 'none',
+      approval: detection.approval ?? 'none',
+      ...(detection.approval && detection.approval !== 'none' ? { approvalPolicy: config.approval } : {}),
       reason: detection.reason,
       detector: detection.detector,
       requestedBy: detection.requestedBy,
@@ -228,6 +235,21 @@ async function endedState(
   if (description.status.name === 'RUNNING') throw err;
   const status = await handle.query(statusQuery).catch(() => undefined);
   return status?.state ?? 'released';
+}
+
+export async function decideRemediation(
+  client: Client,
+  idOrTarget: string,
+  request: DecideRequest,
+): Promise<DecisionRecord & { state: string; workflowId: string }> {
+  const handle = handleFor(client, idOrTarget);
+  try {
+    const result = await handle.executeUpdate(decideUpdate, { args: [request] });
+    return { ...result, workflowId: handle.workflowId };
+  } catch (err) {
+    const ended = await endedState(handle, err);
+    throw new IncidentEndedError(handle.workflowId, ended);
+  }
 }
 
 export async function extendRemediation(
