@@ -57,6 +57,15 @@ const configObject = z.object({
   PERIMETER_APPROVAL_TIMEOUT: duration('15m'),
   /** What happens when nobody answers in time. */
   PERIMETER_APPROVAL_DEFAULT: z.enum(['deny', 'approve']).default('deny'),
+  /** Bolt's conventional variables; without a bot token, approvals go through the CLI. */
+  SLACK_BOT_TOKEN: z.string().min(1).optional(),
+  SLACK_SIGNING_SECRET: z.string().min(1).optional(),
+  SLACK_APP_TOKEN: z.string().min(1).optional(),
+  /** Points the Slack Web API elsewhere (tests, proxies). */
+  SLACK_API_URL: z.url().optional(),
+  PERIMETER_SLACK_CHANNEL: z.string().min(1).optional(),
+  /** A Slack user group whose members may also decide. */
+  PERIMETER_SLACK_APPROVER_GROUP: z.string().min(1).optional(),
   /** Where the local stack keeps its SQLite history, logs and address file. */
   PERIMETER_STATE_DIR: z.string().min(1).default('.perimeter'),
   /** Retry budget for one WAF write's lock conflicts inside a single activity attempt. */
@@ -84,6 +93,20 @@ export const configSchema = configObject.superRefine((env, ctx) => {
       message: `must be greater than zero and at most PERIMETER_MAX_TTL (${formatDuration(env.PERIMETER_MAX_TTL)})`,
     });
   }
+  if (env.SLACK_BOT_TOKEN && !env.SLACK_SIGNING_SECRET && !env.SLACK_APP_TOKEN) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['SLACK_SIGNING_SECRET'],
+      message: 'set SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode) with SLACK_BOT_TOKEN',
+    });
+  }
+  if (env.SLACK_BOT_TOKEN && !env.PERIMETER_SLACK_CHANNEL) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['PERIMETER_SLACK_CHANNEL'],
+      message: 'required with SLACK_BOT_TOKEN',
+    });
+  }
   if (env.PERIMETER_DEFAULT_OBSERVE > env.PERIMETER_MAX_OBSERVE) {
     ctx.addIssue({
       code: 'custom',
@@ -104,7 +127,15 @@ export interface Config {
     lockRetries: number;
   };
   stateDir: string;
-  approval: { approvers: string[]; timeoutMs: number; onTimeout: 'deny' | 'approve' };
+  approval: { approvers: string[]; approverGroup?: string; timeoutMs: number; onTimeout: 'deny' | 'approve' };
+  slack: {
+    botToken: string | undefined;
+    signingSecret: string | undefined;
+    appToken: string | undefined;
+    apiUrl: string | undefined;
+    channel: string | undefined;
+    approverGroup: string | undefined;
+  };
   policy: {
     defaultTtlMs: number;
     maxTtlMs: number;
@@ -144,8 +175,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       lockRetries: e.PERIMETER_WAF_LOCK_RETRIES,
     },
     stateDir: e.PERIMETER_STATE_DIR,
+    slack: {
+      botToken: e.SLACK_BOT_TOKEN,
+      signingSecret: e.SLACK_SIGNING_SECRET,
+      appToken: e.SLACK_APP_TOKEN,
+      apiUrl: e.SLACK_API_URL,
+      channel: e.PERIMETER_SLACK_CHANNEL,
+      approverGroup: e.PERIMETER_SLACK_APPROVER_GROUP,
+    },
     approval: {
       approvers: e.PERIMETER_SLACK_APPROVERS,
+      ...(e.PERIMETER_SLACK_APPROVER_GROUP ? { approverGroup: e.PERIMETER_SLACK_APPROVER_GROUP } : {}),
       timeoutMs: e.PERIMETER_APPROVAL_TIMEOUT,
       onTimeout: e.PERIMETER_APPROVAL_DEFAULT,
     },

@@ -17,8 +17,10 @@ export type ApprovalMode = 'none' | 'slack';
 export type Decision = 'approve' | 'approve-challenge' | 'deny';
 
 export interface ApprovalPolicy {
-  /** Who may decide (Slack user IDs). Empty: anyone who can reach the workflow may. */
+  /** Who may decide (Slack user IDs). With no approvers and no group, anyone who can reach the workflow may. */
   approvers: string[];
+  /** A Slack user group whose members may decide; membership is checked by the Slack app against Slack. */
+  approverGroup?: string;
   /** How long to wait for a decision. */
   timeoutMs: number;
   /** What happens when nobody answers in time. */
@@ -160,6 +162,8 @@ export interface ExtendResult {
 export interface DecideRequest {
   decision: Decision;
   by: string;
+  /** Set by the Slack app when it has verified with Slack that `by` belongs to this user group. */
+  verifiedGroup?: string;
 }
 
 export const decideUpdate = defineUpdate<DecisionRecord & { state: IncidentState }, [DecideRequest]>(

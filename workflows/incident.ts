@@ -166,7 +166,7 @@ export class Incident {
     );
   }
 
-  private validateDecision({ decision, by }: DecideRequest): void {
+  private validateDecision({ decision, by, verifiedGroup }: DecideRequest): void {
     if (this.decision) {
       const when = this.decision.byDefault ? 'by default (no answer in time)' : `by ${this.decision.by}`;
       throw new Error(`already decided: ${decisionText(this.decision.decision)} ${when}`);
@@ -174,12 +174,16 @@ export class Incident {
     if (this.state !== 'awaiting-approval' || this.releaseRequest) {
       throw new Error(`not awaiting approval: the incident is ${this.state}`);
     }
-    const approvers = this.input.approvalPolicy?.approvers ?? [];
     if (!by) throw new Error('a decision needs the name of who made it');
-    if (approvers.length > 0 && !approvers.includes(by))
+    const { approvers = [], approverGroup } = this.input.approvalPolicy ?? {};
+    const open = approvers.length === 0 && !approverGroup;
+    const inGroup = approverGroup !== undefined && verifiedGroup === approverGroup;
+    if (!open && !approvers.includes(by) && !inGroup) {
       throw new Error(`${by} is not authorised to approve or deny`);
-    if (!['approve', 'approve-challenge', 'deny'].includes(decision))
+    }
+    if (!['approve', 'approve-challenge', 'deny'].includes(decision)) {
       throw new Error(`unknown decision "${decision}"`);
+    }
     if (decision === 'approve-challenge' && this.action !== 'block') {
       throw new Error('"approve as challenge" applies only to blocks');
     }

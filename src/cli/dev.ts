@@ -2,12 +2,16 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { startDevStack, type DevStack } from '../dev/stack';
 import { allManagedSets } from '../waf/names';
+import { connectTemporal } from '../client/temporal';
+import { createSlackApp } from '../slack/app';
 import { cliEnv } from './context';
 
 export interface DevOptions {
   temporalPort: number;
   uiPort: number;
   wafPort: number;
+  /** Serves the Slack app here when Slack is configured. */
+  slackPort?: number;
 }
 
 export async function startAndAnnounce(options: DevOptions): Promise<DevStack> {
@@ -36,17 +40,20 @@ export async function startAndAnnounce(options: DevOptions): Promise<DevStack> {
 }
 
 /** Stops the stack once, on the first of SIGINT / SIGTERM; resolves when all is down. */
-export function stopOnSignal(stack: DevStack): Promise<void> {
+export function stopOnSignal(stack: DevStack, before?: () => Promise<void>): Promise<void> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       console.log(`\n[dev] ${signal}: stopping worker, WAF emulator and Temporal …`);
-      void stack.stop().then(() => {
-        console.log('[dev] stopped');
-        resolve();
-      });
+      void (before ? before() : Promise.resolve())
+        .catch(() => undefined)
+        .then(() => stack.stop())
+        .then(() => {
+          console.log('[dev] stopped');
+          resolve();
+        });
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
@@ -55,6 +62,23 @@ export function stopOnSignal(stack: DevStack): Promise<void> {
 
 export async function runDev(options: DevOptions): Promise<void> {
   const stack = await startAndAnnounce(options);
+  const { slack } = stack.config;
+  let stopSlack: (() => Promise<void>) | undefined;
+  if (slack.botToken && slack.signingSecret) {
+    const { client, connection } = await connectTemporal(stack.config);
+    const app = createSlackApp(stack.config, client);
+    const slackPort = options.slackPort ?? 3000;
+    await app.start(slackPort);
+    console.log(`  Slack app         http://127.0.0.1:${slackPort}/slack/events`);
+    stopSlack = async () => {
+      await app.stop();
+      await connection.close();
+    };
+  } else {
+    console.log(
+      '  Slack app         not configured (no SLACK_BOT_TOKEN): approve with `perimeter approve <id>`',
+    );
+  }
   console.log('Ctrl-C stops everything.');
-  await stopOnSignal(stack);
+  await stopOnSignal(stack, stopSlack);
 }

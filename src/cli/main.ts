@@ -25,6 +25,8 @@ import { remediationTable, setTable, timeline } from './format';
 import type * as DevCommand from './dev';
 import type * as DemoCommand from './demo';
 import type * as WorkerModule from '../worker';
+import type * as SlackAppModule from '../slack/app';
+import type * as TemporalClientModule from '../client/temporal';
 
 /**
  * Loads a module on first use. The worker SDK behind `dev`, `demo` and `worker` takes a third
@@ -70,7 +72,13 @@ export function buildProgram(): Command {
     .option('--temporal-port <port>', 'Temporal gRPC port', port, 7233)
     .option('--ui-port <port>', 'Temporal Web UI port', port, 8233)
     .option('--waf-port <port>', 'WAF emulator port', port, 5000)
-    .action(async (o: { temporalPort: number; uiPort: number; wafPort: number }) =>
+    .option(
+      '--slack-port <port>',
+      'Slack app port, when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set',
+      port,
+      3000,
+    )
+    .action(async (o: { temporalPort: number; uiPort: number; wafPort: number; slackPort: number }) =>
       lazy<typeof DevCommand>('./dev').runDev(o),
     );
 
@@ -84,6 +92,20 @@ export function buildProgram(): Command {
         keep: o.keep ?? (process.stdout.isTTY && !process.env.CI),
       }),
     );
+
+  program
+    .command('slack')
+    .description('run the Slack approval app alone (production): Bolt over HTTP at /slack/events')
+    .option('--port <port>', 'HTTP port', port, 3000)
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .action(async (o: { port: number; host: string }) => {
+      const config = loadConfig(process.env);
+      const { connectTemporal } = lazy<typeof TemporalClientModule>('../client/temporal');
+      const { createSlackApp } = lazy<typeof SlackAppModule>('../slack/app');
+      const { client } = await connectTemporal(config);
+      await createSlackApp(config, client).start(o.port, o.host);
+      console.error(`Slack app listening on http://${o.host}:${o.port}/slack/events`);
+    });
 
   program
     .command('worker')

@@ -70,7 +70,7 @@ export function listIpSets(o: ProvisionOptions): Promise<IPSetSummary[]> {
   });
 }
 
-async function findWebAcl(o: ProvisionOptions): Promise<WebACLSummary | undefined> {
+export async function findWebAcl(o: ProvisionOptions): Promise<WebACLSummary | undefined> {
   const acls = await listAll(async (NextMarker) => {
     const page = await o.client.send(new ListWebACLsCommand({ Scope: o.scope, Limit: 100, NextMarker }));
     return { items: page.WebACLs, next: page.NextMarker };

@@ -99,6 +99,24 @@ describe('perimeter CLI', () => {
     expect(await stack.setContents('block')).toEqual([]);
   });
 
+  it('block --approval slack waits for a person; approve and deny decide through the same Update', async () => {
+    const ip = '198.51.100.23';
+    const started = await runCli(['block', ip, '--ttl', '10m', '--approval', 'slack'], stack.env);
+    expect(started.code).toBe(0);
+    await waitFor(
+      'awaiting approval',
+      async () => (await incidentStatus(stack.client, ip)).state === 'awaiting-approval',
+    );
+    expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+    const approved = await runCli(['approve', ip], stack.env);
+    expect(approved.stdout).toMatch(/approved by .* — now active/);
+    expect(await stack.setContents('block')).toContain(`${ip}/32`);
+    const again = await runCli(['deny', ip], stack.env);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/refused: already decided: approved by/);
+    expect((await runCli(['unblock', ip], stack.env)).code).toBe(0);
+  });
+
   it('waf status --json lists the managed sets with their fill', async () => {
     const res = await runCli(['waf', 'status', '--json'], stack.env);
     expect(res.code).toBe(0);

@@ -32,7 +32,7 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 it('releases the block on time after the worker is killed and a new one starts', async () => {
-  const ip = '192.0.2.10';
+  const ip = '192.0.2.200';
   const first = startWorkerProcess();
   const [started] = await startRemediation(
     { client: stack.client, config: stack.config },

@@ -7,8 +7,6 @@ import {
   DeleteIPSetCommand,
   GetIPSetCommand,
   GetWebACLCommand,
-  ListIPSetsCommand,
-  ListWebACLsCommand,
   UpdateIPSetCommand,
   UpdateWebACLCommand,
   type WAFV2Client,
@@ -16,7 +14,13 @@ import {
 import { loadConfig } from '../../src/config';
 import { configuredWaf, createWafClient } from '../../src/waf/client';
 import { managedSetName } from '../../src/waf/names';
-import { ensureWebAcl, initManagedWaf, managedWafStatus } from '../../src/waf/provision';
+import {
+  ensureWebAcl,
+  findWebAcl,
+  initManagedWaf,
+  listIpSets,
+  managedWafStatus,
+} from '../../src/waf/provision';
 import { Wafv2Gateway } from '../../src/waf/wafv2-gateway';
 import { testEnv } from '../helpers/stack';
 
@@ -26,8 +30,9 @@ function setup() {
 }
 
 async function ipSet(client: WAFV2Client, name: string) {
-  const list = await client.send(new ListIPSetsCommand({ Scope: 'REGIONAL', Limit: 100 }));
-  const summary = list.IPSets?.find((s) => s.Name === name);
+  // Paged: every test file's sets share the one emulator.
+  const all = await listIpSets({ client, scope: 'REGIONAL', setPrefix: '', webAcl: '' });
+  const summary = all.find((s) => s.Name === name);
   if (!summary?.Id) throw new Error(`no set ${name}`);
   const got = await client.send(new GetIPSetCommand({ Name: name, Id: summary.Id, Scope: 'REGIONAL' }));
   return { id: summary.Id, addresses: got.IPSet?.Addresses ?? [], lockToken: got.LockToken ?? '' };
@@ -186,8 +191,7 @@ describe('perimeter waf init', () => {
   it('creates sets and rules once, adopts them after, and leaves foreign rules and sets alone', async () => {
     const { client, provision, config } = setup();
     await ensureWebAcl(provision);
-    const acls = await client.send(new ListWebACLsCommand({ Scope: 'REGIONAL', Limit: 100 }));
-    const acl = acls.WebACLs?.find((a) => a.Name === config.waf.webAcl);
+    const acl = await findWebAcl(provision);
     if (!acl?.Id) throw new Error('no web ACL');
     // A rule and an IP set the perimeter does not own, at priorities 0 and 1.
     const foreignSet = await client.send(
@@ -262,8 +266,7 @@ describe('perimeter waf init', () => {
     const { client, provision, config } = setup();
     await ensureWebAcl(provision);
     await initManagedWaf(provision);
-    const acls = await client.send(new ListWebACLsCommand({ Scope: 'REGIONAL', Limit: 100 }));
-    const id = acls.WebACLs?.find((a) => a.Name === config.waf.webAcl)?.Id ?? '';
+    const id = (await findWebAcl(provision))?.Id ?? '';
     const before = await client.send(
       new GetWebACLCommand({ Name: config.waf.webAcl, Scope: 'REGIONAL', Id: id }),
     );
@@ -296,9 +299,7 @@ describe('perimeter waf init', () => {
       new GetWebACLCommand({ Name: config.waf.webAcl, Scope: 'REGIONAL', Id: id }),
     );
     const rule = after.WebACL?.Rules?.find((r) => r.Name === blockRule);
-    const set = (await client.send(new ListIPSetsCommand({ Scope: 'REGIONAL', Limit: 100 }))).IPSets?.find(
-      (x) => x.Name === blockRule,
-    );
+    const set = (await listIpSets(provision)).find((x) => x.Name === blockRule);
     expect(rule?.Action).toEqual({ Block: {} });
     expect(rule?.Statement?.IPSetReferenceStatement?.ARN).toBe(set?.ARN);
   });

@@ -29,6 +29,7 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(services).sort()).toEqual(
       [
         'postgresql',
+        'slack',
         'temporal',
         'temporal-setup',
         'temporal-ui',
@@ -51,7 +52,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('passes the perimeter only variables its config schema reads', () => {
-    for (const name of ['worker', 'waf-init']) {
+    for (const name of ['worker', 'waf-init', 'slack']) {
       for (const key of Object.keys(services[name]?.environment ?? {}))
         expect(CONFIG_VARIABLES).toContain(key);
     }

@@ -1,0 +1,110 @@
+/**
+ * The Slack side of approvals: a Bolt app whose Approve / Approve as challenge / Deny buttons
+ * call the incident's `decide` Update. Bolt verifies every request's signature and age; the
+ * app checks the clicker is an approver (the Update's validator checks again), answers
+ * refusals ephemerally, and edits the message in place with what happened.
+ */
+import type { Server } from 'node:http';
+import { App, LogLevel, type BlockButtonAction, type RespondFn } from '@slack/bolt';
+import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import type { Config } from '../config';
+import { decideRemediation, IncidentEndedError } from '../client/remediation';
+import type { Decision } from '../../workflows/definitions';
+import { WORKFLOW_ID_PREFIX } from '../../workflows/definitions';
+import { decisionOutcome } from './messages';
+
+export const ACTION_IDS: Record<string, Decision> = {
+  perimeter_approve: 'approve',
+  perimeter_approve_challenge: 'approve-challenge',
+  perimeter_deny: 'deny',
+};
+
+export interface SlackApp {
+  app: App;
+  start(port: number, host?: string): Promise<Server>;
+  stop(): Promise<void>;
+}
+
+export function createSlackApp(config: Config, temporal: Client): SlackApp {
+  const { slack } = config;
+  if (!slack.botToken || !slack.signingSecret) {
+    throw new Error('the Slack app needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET');
+  }
+  const app = new App({
+    token: slack.botToken,
+    signingSecret: slack.signingSecret,
+    tokenVerificationEnabled: false,
+    logLevel: LogLevel.WARN,
+    ...(slack.apiUrl ? { clientOptions: { slackApiUrl: slack.apiUrl } } : {}),
+  });
+
+  /** How the clicker may decide: listed by ID, verified in the approver group, or not at all. */
+  async function authority(user: string): Promise<{ verifiedGroup?: string } | undefined> {
+    const listed = config.approval.approvers;
+    if (listed.includes(user)) return {};
+    if (slack.approverGroup) {
+      const members = await app.client.usergroups.users.list({ usergroup: slack.approverGroup });
+      if (members.users?.includes(user)) return { verifiedGroup: slack.approverGroup };
+    }
+    return listed.length === 0 && !slack.approverGroup ? {} : undefined;
+  }
+
+  const ephemeral = (respond: RespondFn, text: string) =>
+    respond({ response_type: 'ephemeral', replace_original: false, text });
+
+  app.action<BlockButtonAction>(
+    /^perimeter_(approve|approve_challenge|deny)$/,
+    async ({ ack, body, action, respond }) => {
+      await ack();
+      const button = action;
+      const decision = ACTION_IDS[button.action_id];
+      const workflowId = button.value ?? '';
+      const user = body.user.id;
+      if (!decision || !workflowId.startsWith(WORKFLOW_ID_PREFIX)) {
+        return void (await ephemeral(
+          respond,
+          `Unknown perimeter action or incident: ${button.action_id} ${workflowId}`,
+        ));
+      }
+      const allowed = await authority(user);
+      if (!allowed) {
+        return void (await ephemeral(
+          respond,
+          'You are not authorised to approve or deny perimeter remediations.',
+        ));
+      }
+      try {
+        const result = await decideRemediation(temporal, workflowId, { decision, by: user, ...allowed });
+        await respond({ replace_original: true, text: decisionOutcome(workflowId, result) });
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError) {
+          const why = (err.cause as Error | undefined)?.message ?? err.message;
+          return void (await ephemeral(respond, `Nothing changed: ${why}.`));
+        }
+        if (err instanceof IncidentEndedError) {
+          return void (await ephemeral(
+            respond,
+            `Nothing changed: ${workflowId} has already ended (${err.state}).`,
+          ));
+        }
+        if (err instanceof WorkflowNotFoundError) {
+          return void (await ephemeral(respond, `Unknown incident: ${workflowId}.`));
+        }
+        throw err;
+      }
+    },
+  );
+
+  let server: Server | undefined;
+  return {
+    app,
+    async start(port, host = '127.0.0.1') {
+      server = (await app.start({ port, host })) as Server;
+      return server;
+    },
+    async stop() {
+      await app.stop();
+    },
+  };
+}

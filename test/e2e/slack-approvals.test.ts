@@ -1,0 +1,171 @@
+/**
+ * Slack approvals end to end: signed `block_actions` payloads, form-encoded as Slack sends
+ * them, against the running Bolt app (real signature checks), which drives the incident's
+ * `decide` Update on the real dev server; Slack's own servers are a local fake.
+ */
+import crypto from 'node:crypto';
+import { incidentStatus, releaseRemediation, startRemediation } from '../../src/client/remediation';
+import { freePort } from '../../src/dev/services';
+import { createSlackApp, type SlackApp } from '../../src/slack/app';
+import { startFakeSlack, type FakeSlack } from '../helpers/fake-slack';
+import { addressPool, buildDetection, openTestStack, waitFor, type TestStack } from '../helpers/stack';
+
+const pool = addressPool('203.0.114', '2001:db8:6');
+const signingSecret = crypto.randomBytes(16).toString('hex');
+let stack: TestStack;
+let slack: FakeSlack;
+let bolt: SlackApp;
+let url: string;
+let clicks = 0;
+
+beforeAll(async () => {
+  slack = await startFakeSlack();
+  stack = await openTestStack({
+    SLACK_BOT_TOKEN: 'xoxb-test-token',
+    SLACK_SIGNING_SECRET: signingSecret,
+    SLACK_API_URL: slack.apiUrl,
+    PERIMETER_SLACK_CHANNEL: 'C_SEC',
+    PERIMETER_SLACK_APPROVERS: 'U_ALICE',
+    PERIMETER_SLACK_APPROVER_GROUP: 'S_ONCALL',
+  });
+  slack.groupMembers = ['U_BOB'];
+  await stack.startWorker();
+  bolt = createSlackApp(stack.config, stack.client);
+  const port = await freePort();
+  await bolt.start(port);
+  url = `http://127.0.0.1:${port}/slack/events`;
+});
+afterAll(async () => {
+  await bolt?.stop();
+  await stack?.close();
+  await slack?.close();
+});
+
+function sign(body: string, ts: number, secret = signingSecret): string {
+  return `v0=${crypto.createHmac('sha256', secret).update(`v0:${ts}:${body}`).digest('hex')}`;
+}
+
+/** Clicks a button as Slack would deliver it; returns the HTTP status and the response_url id. */
+async function click(
+  actionId: string,
+  workflowId: string,
+  user: string,
+  tamper: { secret?: string; ageSeconds?: number; rawPayload?: string } = {},
+) {
+  const id = `r${++clicks}`;
+  const payload = {
+    type: 'block_actions',
+    user: { id: user, username: user.toLowerCase(), team_id: 'T1' },
+    team: { id: 'T1', domain: 'example' },
+    api_app_id: 'A1',
+    token: 'legacy-verification-token',
+    trigger_id: '1.2.3',
+    channel: { id: 'C_SEC', name: 'security' },
+    container: { type: 'message', message_ts: '1.1', channel_id: 'C_SEC', is_ephemeral: false },
+    message: { type: 'message', ts: '1.1', text: 'approval request' },
+    response_url: slack.responseUrl(id),
+    actions: [
+      { type: 'button', action_id: actionId, block_id: 'decide', value: workflowId, action_ts: '1.2' },
+    ],
+  };
+  const body = `payload=${encodeURIComponent(tamper.rawPayload ?? JSON.stringify(payload))}`;
+  const ts = Math.floor(Date.now() / 1000) - (tamper.ageSeconds ?? 0);
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-slack-request-timestamp': String(ts),
+      'x-slack-signature': sign(body, ts, tamper.secret),
+    },
+    body,
+  });
+  return { status: res.status, id };
+}
+
+const responses = (id: string) => slack.calls.filter((c) => c.path === `/respond/${id}`).map((c) => c.body);
+const replied = (id: string) => waitFor(`reply on ${id}`, async () => responses(id)[0]);
+
+async function awaitingApproval(ip: string) {
+  const [s] = await startRemediation(
+    { client: stack.client, config: stack.config },
+    buildDetection({ targets: [ip], ttlMs: 60_000, approval: 'slack' }),
+  );
+  await waitFor(
+    'awaiting approval',
+    async () => (await incidentStatus(stack.client, ip)).state === 'awaiting-approval',
+  );
+  return s!.workflowId;
+}
+
+it('Approve applies the block and edits the message in place', async () => {
+  const ip = pool.v4();
+  const id = await awaitingApproval(ip);
+  const { status, id: r } = await click('perimeter_approve', id, 'U_ALICE');
+  expect(status).toBe(200);
+  const reply = await replied(r);
+  expect(reply).toMatchObject({ replace_original: true });
+  expect(String(reply.text)).toMatch(/^Approved by <@U_ALICE> at \d\d:\d\d UTC — now active/);
+  expect(await stack.setContents('block')).toContain(`${ip}/32`);
+  await releaseRemediation(stack.client, id, { by: 'jest' });
+});
+
+it('a member of the approver group may decide; Deny applies nothing', async () => {
+  const ip = pool.v4();
+  const id = await awaitingApproval(ip);
+  const { id: r } = await click('perimeter_deny', id, 'U_BOB');
+  expect(String((await replied(r)).text)).toMatch(/^Denied by <@U_BOB> .* nothing applied/);
+  expect((await incidentStatus(stack.client, ip)).state).toBe('stood-down');
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+});
+
+it('refuses someone who is not an approver with an ephemeral reply, changing nothing', async () => {
+  const ip = pool.v4();
+  const id = await awaitingApproval(ip);
+  const { status, id: r } = await click('perimeter_approve', id, 'U_MALLORY');
+  expect(status).toBe(200);
+  expect(await replied(r)).toMatchObject({ response_type: 'ephemeral', replace_original: false });
+  expect(String(responses(r)[0]?.text)).toMatch(/not authorised/);
+  expect((await incidentStatus(stack.client, ip)).state).toBe('awaiting-approval');
+  await releaseRemediation(stack.client, id, { by: 'jest' });
+});
+
+it.each([
+  ['a forged signature', { secret: 'not-the-secret' }],
+  ['a stale request (over 5 minutes old)', { ageSeconds: 6 * 60 }],
+])('answers %s with 401 and never reaches the incident', async (_what, tamper) => {
+  const ip = pool.v4();
+  const id = await awaitingApproval(ip);
+  const { status, id: r } = await click('perimeter_approve', id, 'U_ALICE', tamper);
+  expect(status).toBe(401);
+  await new Promise((res) => setTimeout(res, 300));
+  expect(responses(r)).toEqual([]);
+  expect((await incidentStatus(stack.client, ip)).state).toBe('awaiting-approval');
+  await releaseRemediation(stack.client, id, { by: 'jest' });
+});
+
+it('rejects a malformed payload and changes nothing', async () => {
+  const ip = pool.v4();
+  const id = await awaitingApproval(ip);
+  const { status } = await click('perimeter_approve', id, 'U_ALICE', { rawPayload: '{not json' });
+  expect(status).toBeGreaterThanOrEqual(400);
+  expect((await incidentStatus(stack.client, ip)).state).toBe('awaiting-approval');
+  await releaseRemediation(stack.client, id, { by: 'jest' });
+});
+
+it('answers a double click truthfully: one decision, the second told who decided', async () => {
+  const ip = pool.v4();
+  const id = await awaitingApproval(ip);
+  const first = await click('perimeter_approve_challenge', id, 'U_ALICE');
+  await replied(first.id);
+  const second = await click('perimeter_deny', id, 'U_BOB');
+  const reply = await replied(second.id);
+  expect(reply).toMatchObject({ response_type: 'ephemeral' });
+  expect(String(reply.text)).toBe('Nothing changed: already decided: approved as challenge by U_ALICE.');
+  expect(await stack.setContents('challenge')).toContain(`${ip}/32`);
+  await releaseRemediation(stack.client, id, { by: 'jest' });
+});
+
+it('answers a click on an unknown incident clearly', async () => {
+  const { id: r } = await click('perimeter_approve', 'perimeter/ip/203.0.113.254/32', 'U_ALICE');
+  expect(String((await replied(r)).text)).toMatch(/Unknown incident|has already ended/);
+});
