@@ -7,10 +7,26 @@ import { ApplicationFailure } from '@temporalio/common';
 import { checkRemediation, PolicyError, type PolicyLimits, type SetAction } from '../src/domain/policy';
 import type { CheckResult, SetChangeResult, WafGateway } from '../src/waf/gateway';
 import { ErrorTypes, toApplicationFailure } from './errors';
+import type { DecisionRecord } from '../workflows/definitions';
+import { decisionOutcome, type ApprovalRequest } from '../src/slack/messages';
+import type { ApprovalNotifier, MessageRef } from '../src/slack/notifier';
 
 export interface ActivityDeps {
   waf: WafGateway;
   limits: PolicyLimits;
+  notifier: ApprovalNotifier;
+  /** The incident's page in the Temporal Web UI, for messages. */
+  incidentUrl: (workflowId: string) => string;
+}
+
+export type ApprovalNotice = Omit<ApprovalRequest, 'url'>;
+
+export interface MessageUpdate {
+  ref: MessageRef;
+  workflowId: string;
+  outcome:
+    | { kind: 'decided'; decision: DecisionRecord; state: string }
+    | { kind: 'released'; at: string; why: string };
 }
 
 export interface ValidateInput {
@@ -80,6 +96,22 @@ export function createActivities(deps: ActivityDeps) {
     /** Adds the CIDRs to the action's managed IP sets (read-modify-write with the lock token). */
     async addToIpSet(input: SetChangeInput): Promise<SetChangeResult> {
       return wafCall(() => deps.waf.apply(input.action, input.cidrs, { signal: attemptSignal() }));
+    },
+
+    /** Shows the approval request (Slack, or the worker log); null when there is no message to edit later. */
+    async postApprovalRequest(notice: ApprovalNotice): Promise<MessageRef | null> {
+      return (
+        (await deps.notifier.requestApproval({ ...notice, url: deps.incidentUrl(notice.workflowId) })) ?? null
+      );
+    },
+
+    /** Replaces the approval message with what happened: decided, expired, released. */
+    async updateApprovalMessage({ ref, workflowId, outcome }: MessageUpdate): Promise<void> {
+      const text =
+        outcome.kind === 'decided'
+          ? decisionOutcome(workflowId, { ...outcome.decision, state: outcome.state })
+          : `Released at ${outcome.at.slice(11, 16)} UTC: ${outcome.why} (${workflowId})`;
+      await deps.notifier.update(ref, text);
     },
 
     /**

@@ -5,6 +5,8 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type Activities } from '../activities';
 import type { WafGateway } from './waf/gateway';
+import { incidentUrl } from './client/temporal';
+import { notifierFor } from './slack/notifier';
 import type { Config } from './config';
 import { configuredWaf } from './waf/client';
 
@@ -30,6 +32,8 @@ export async function createPerimeterWorker(
   const { gateway } = configuredWaf(config.waf);
   const built = createActivities({
     waf: extras.wrapGateway ? extras.wrapGateway(gateway) : gateway,
+    notifier: notifierFor(config),
+    incidentUrl: (workflowId) => incidentUrl(config, workflowId),
     limits: {
       maxTtlMs: config.policy.maxTtlMs,
       maxObserveMs: config.policy.maxObserveMs,

@@ -76,6 +76,7 @@ export interface IncidentCarryOver {
   /** Absent in carry-overs written before approvals existed. */
   action?: RemediationAction;
   decision?: DecisionRecord;
+  approvalMessage?: { channel: string; ts: string };
 }
 
 export type IncidentState =

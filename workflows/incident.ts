@@ -5,6 +5,7 @@
 import { condition, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { PolicyLimits } from '../src/domain/policy';
 import { checkTtl, formatDuration } from './durations';
+import type { MessageRef } from '../src/slack/notifier';
 import {
   decideUpdate,
   extendUpdate,
@@ -71,6 +72,12 @@ export class Incident {
   /** What is applied: the requested action, or a challenge when an approver chose that. */
   action: RemediationAction;
   decision: DecisionRecord | undefined;
+  /** The approval request's message, once posted; outcomes are written into it. */
+  approvalMessage: MessageRef | undefined;
+  /** Settles when the approval request has been posted (or given up on). */
+  posted: Promise<void> = Promise.resolve();
+  /** Message edits in flight; the incident waits for them before it completes. */
+  private readonly notices: Array<Promise<unknown>> = [];
 
   constructor(readonly input: RemediationInput) {
     this.targets = input.targets;
@@ -87,6 +94,7 @@ export class Incident {
       this.evidence = r.evidence;
       this.action = r.action ?? input.action;
       this.decision = r.decision;
+      this.approvalMessage = r.approvalMessage;
       this.state = 'active';
       this.timeline.push(...r.timeline);
     }
@@ -108,7 +116,17 @@ export class Incident {
       timeline: this.timeline,
       action: this.action,
       decision: this.decision,
+      approvalMessage: this.approvalMessage,
     };
+  }
+
+  /** Keeps a message edit from holding up the incident, while not losing it either. */
+  track(notice: Promise<unknown>): void {
+    this.notices.push(notice.catch(() => undefined));
+  }
+
+  async settleNotices(): Promise<void> {
+    await Promise.all(this.notices);
   }
 
   /** Registers the signal, updates and query. Called first thing, before any await. */

@@ -13,7 +13,7 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { Activities, MessageUpdate } from '../activities';
 import { formatDuration } from './durations';
 import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from './failure-types';
 import type { SetAction } from '../src/domain/policy';
@@ -49,6 +49,13 @@ const releaseOptions: ActivityOptions = {
 const { validateRemediation } = proxyActivities<Activities>(validateOptions);
 const { checkIpSet, addToIpSet } = proxyActivities<Activities>(applyOptions);
 const { removeFromIpSet } = proxyActivities<Activities>(releaseOptions);
+/** Approval messages: retried while they matter, never in the way of the incident itself. */
+const noticeOptions: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  scheduleToCloseTimeout: '10m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+};
+const { postApprovalRequest, updateApprovalMessage } = proxyActivities<Activities>(noticeOptions);
 
 export async function remediate(input: RemediationInput): Promise<IncidentStatus> {
   const incident = new Incident(input);
@@ -154,6 +161,32 @@ async function ask(incident: Incident): Promise<'approved' | 'denied'> {
     'approve',
     `waiting up to ${wait} for approval (then: ${approvalPolicy.onTimeout})`,
   );
+  // Posted alongside the wait, not before it: Slack being down must not hold up the timeout path.
+  incident.posted = postApprovalRequest
+    .executeWithOptions(
+      {
+        ...noticeOptions,
+        scheduleToCloseTimeout: approvalPolicy.timeoutMs,
+        summary: 'post approval request',
+      },
+      [
+        {
+          workflowId: workflowInfo().workflowId,
+          targets: incident.targets,
+          action: incident.action,
+          ttlMs: incident.ttlMs,
+          detector: incident.input.detector,
+          reason: incident.input.reason,
+          evidence: incident.evidence,
+          timeoutMs: approvalPolicy.timeoutMs,
+          onTimeout: approvalPolicy.onTimeout,
+        },
+      ],
+    )
+    .then(
+      (ref) => void (incident.approvalMessage = ref ?? undefined),
+      () => undefined,
+    );
   const answered = await condition(
     () => incident.decision !== undefined || incident.releaseRequest !== undefined,
     approvalPolicy.timeoutMs,
@@ -179,6 +212,8 @@ async function apply(incident: Incident, held: Held): Promise<void> {
   // Leave the count set only once the remediation is in place, so nothing slips through unseen.
   await removeFrom(incident, held, 'count');
   incident.enter('active', 'apply', `${action} in place until ${new Date(incident.expiresAt).toISOString()}`);
+  if (incident.decision)
+    tellApprover(incident, { kind: 'decided', decision: incident.decision, state: 'active' });
 }
 
 /**
@@ -218,6 +253,7 @@ async function release(incident: Incident, held: Held): Promise<void> {
   const request = incident.releaseRequest;
   const why = incident.endedBy ?? (request ? `${request.reason} (${request.by})` : 'TTL ended');
   incident.enter('released', 'release', `released: ${why}`);
+  tellApprover(incident, { kind: 'released', at: new Date().toISOString(), why });
 }
 
 /** Ledger seam: the IaC ledger records applied and released changes here. */
@@ -236,9 +272,32 @@ async function finish(incident: Incident): Promise<IncidentStatus> {
           : `denied by ${decision.by}`
         : 'stood down';
     incident.enter('stood-down', 'approve', `${why}; nothing was applied`);
+    tellApprover(
+      incident,
+      decision
+        ? { kind: 'decided', decision, state: 'stood-down' }
+        : { kind: 'released', at: new Date().toISOString(), why: `${why}; nothing was applied` },
+    );
   }
+  await incident.settleNotices();
   await condition(allHandlersFinished);
   return incident.status();
+}
+
+/** Writes the outcome into the approval message, if there is one; never holds up the incident. */
+function tellApprover(incident: Incident, outcome: MessageUpdate['outcome']): void {
+  if (incident.input.approval === 'none') return;
+  const { workflowId } = workflowInfo();
+  incident.track(
+    incident.posted.then(() => {
+      const ref = incident.approvalMessage;
+      if (!ref) return undefined;
+      return updateApprovalMessage.executeWithOptions(
+        { ...noticeOptions, summary: `approval message: ${outcome.kind}` },
+        [{ ref, workflowId, outcome }],
+      );
+    }),
+  );
 }
 
 /** What this incident put in which set: exactly what it may take out again. */

@@ -2,7 +2,7 @@
 import os from 'node:os';
 import type { Client } from '@temporalio/client';
 import { loadConfig, type Config } from '../config';
-import { connectTemporal } from '../client/temporal';
+import { connectTemporal, incidentUrl } from '../client/temporal';
 import { readDevAddresses } from '../dev/addresses';
 
 /**
@@ -42,6 +42,4 @@ export async function withTemporal<T>(config: Config, fn: (client: Client) => Pr
   }
 }
 
-export function incidentUrl(config: Config, workflowId: string): string {
-  return `${config.temporal.uiUrl}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
-}
+export { incidentUrl };

@@ -6,3 +6,9 @@ export async function connectTemporal(config: Config): Promise<{ client: Client;
   const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5s' });
   return { client: new Client({ connection, namespace: config.temporal.namespace }), connection };
 }
+
+/** The incident's page in the Temporal Web UI. */
+export function incidentUrl(config: Config, workflowId: string): string {
+  const ns = encodeURIComponent(config.temporal.namespace);
+  return `${config.temporal.uiUrl}/namespaces/${ns}/workflows/${encodeURIComponent(workflowId)}`;
+}

@@ -27,6 +27,7 @@ beforeAll(async () => {
     PERIMETER_SLACK_CHANNEL: 'C_SEC',
     PERIMETER_SLACK_APPROVERS: 'U_ALICE',
     PERIMETER_SLACK_APPROVER_GROUP: 'S_ONCALL',
+    PERIMETER_APPROVAL_TIMEOUT: '2m',
   });
   slack.groupMembers = ['U_BOB'];
   await stack.startWorker();
@@ -82,6 +83,10 @@ async function click(
   return { status: res.status, id };
 }
 
+/** Web API calls about one incident (its workflow ID is in every message we send). */
+const apiCalls = (method: string, workflowId: string) =>
+  slack.calls.filter((c) => c.path === `/api/${method}` && JSON.stringify(c.body).includes(workflowId));
+
 const responses = (id: string) => slack.calls.filter((c) => c.path === `/respond/${id}`).map((c) => c.body);
 const replied = (id: string) => waitFor(`reply on ${id}`, async () => responses(id)[0]);
 
@@ -97,6 +102,41 @@ async function awaitingApproval(ip: string) {
   return s!.workflowId;
 }
 
+it('posts the request with the evidence and the three buttons', async () => {
+  const ip = pool.v4();
+  const id = await awaitingApproval(ip);
+  const [post] = await waitFor('chat.postMessage', async () => {
+    const calls = apiCalls('chat.postMessage', id);
+    return calls.length > 0 ? calls : undefined;
+  });
+  expect(post?.body.channel).toBe('C_SEC');
+  const blocks = JSON.parse(String(post?.body.blocks)) as Array<{
+    type: string;
+    elements?: Array<{ action_id?: string; value?: string }>;
+  }>;
+  const buttons = blocks.find((b) => b.type === 'actions')?.elements ?? [];
+  expect(buttons.map((b) => b.action_id)).toEqual([
+    'perimeter_approve',
+    'perimeter_approve_challenge',
+    'perimeter_deny',
+  ]);
+  expect(buttons.every((b) => b.value === id)).toBe(true);
+  const text = JSON.stringify(blocks);
+  for (const part of [
+    'sqli 5',
+    'sqli probes',
+    'test-detector',
+    'No answer in 2m → default deny',
+    encodeURIComponent(id),
+  ]) {
+    expect(text).toContain(part);
+  }
+  await releaseRemediation(stack.client, id, { by: 'jest' });
+  await waitFor('message says stood down', async () =>
+    apiCalls('chat.update', id).some((c) => String(c.body.text).startsWith('Released at')),
+  );
+});
+
 it('Approve applies the block and edits the message in place', async () => {
   const ip = pool.v4();
   const id = await awaitingApproval(ip);
@@ -106,7 +146,15 @@ it('Approve applies the block and edits the message in place', async () => {
   expect(reply).toMatchObject({ replace_original: true });
   expect(String(reply.text)).toMatch(/^Approved by <@U_ALICE> at \d\d:\d\d UTC — now active/);
   expect(await stack.setContents('block')).toContain(`${ip}/32`);
+  await waitFor('workflow edits the message too', async () =>
+    apiCalls('chat.update', id).some((c) =>
+      /^Approved by <@U_ALICE> .* now active/.test(String(c.body.text)),
+    ),
+  );
   await releaseRemediation(stack.client, id, { by: 'jest' });
+  await waitFor('message says released', async () =>
+    apiCalls('chat.update', id).some((c) => String(c.body.text).startsWith('Released at')),
+  );
 });
 
 it('a member of the approver group may decide; Deny applies nothing', async () => {
@@ -168,4 +216,22 @@ it('answers a double click truthfully: one decision, the second told who decided
 it('answers a click on an unknown incident clearly', async () => {
   const { id: r } = await click('perimeter_approve', 'perimeter/ip/203.0.113.254/32', 'U_ALICE');
   expect(String((await replied(r)).text)).toMatch(/Unknown incident|has already ended/);
+});
+
+it('edits the message when nobody answers in time', async () => {
+  const ip = pool.v4();
+  const [s] = await startRemediation(
+    {
+      client: stack.client,
+      config: { ...stack.config, approval: { ...stack.config.approval, timeoutMs: 1_500 } },
+    },
+    buildDetection({ targets: [ip], ttlMs: 60_000, approval: 'slack' }),
+  );
+  await stack.client.workflow.getHandle(s!.workflowId).result();
+  await waitFor('expired message', async () =>
+    apiCalls('chat.update', s!.workflowId).some((c) =>
+      String(c.body.text).startsWith('Expired: no answer in time — default deny, nothing applied'),
+    ),
+  );
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
 });
