@@ -3,6 +3,7 @@
  * numbers for this machine and as ratios within the same run, which are what to compare
  * between machines.
  */
+import { measureApprovalLatency } from './approval-latency';
 import { measureBlockLatency, summarise } from './block-latency';
 import { percentile, startBenchStack } from './stack';
 
@@ -18,6 +19,12 @@ async function main(): Promise<void> {
     console.log(
       `ratio p50 CLI / detector: ${ratio.toFixed(1)}× (the difference is Node + TypeScript start-up)`,
     );
+    console.log('');
+    console.log(`approver's click → address in the WAF set (${runs} runs)`);
+    const clicks = await measureApprovalLatency(stack, runs);
+    console.log(summarise('Slack click (signed block_actions)', clicks));
+    const clickRatio = percentile(clicks, 50) / percentile(latency.clientMs, 50);
+    console.log(`ratio p50 click / detector start: ${clickRatio.toFixed(1)}×`);
   } finally {
     await stack.stop();
   }
