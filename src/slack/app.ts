@@ -53,48 +53,46 @@ export function createSlackApp(config: Config, temporal: Client): SlackApp {
   const ephemeral = (respond: RespondFn, text: string) =>
     respond({ response_type: 'ephemeral', replace_original: false, text });
 
-  app.action<BlockButtonAction>(
-    /^perimeter_(approve|approve_challenge|deny)$/,
-    async ({ ack, body, action, respond }) => {
-      await ack();
-      const button = action;
-      const decision = ACTION_IDS[button.action_id];
-      const workflowId = button.value ?? '';
-      const user = body.user.id;
-      if (!decision || !workflowId.startsWith(WORKFLOW_ID_PREFIX)) {
+  // Every action, so an unknown action ID gets an answer too.
+  app.action<BlockButtonAction>(/.*/, async ({ ack, body, action, respond }) => {
+    await ack();
+    const button = action;
+    const decision = ACTION_IDS[button.action_id];
+    const workflowId = button.value ?? '';
+    const user = body.user.id;
+    if (!decision || !workflowId.startsWith(WORKFLOW_ID_PREFIX)) {
+      return void (await ephemeral(
+        respond,
+        `Unknown perimeter action or incident: ${button.action_id} ${workflowId}`,
+      ));
+    }
+    const allowed = await authority(user);
+    if (!allowed) {
+      return void (await ephemeral(
+        respond,
+        'You are not authorised to approve or deny perimeter remediations.',
+      ));
+    }
+    try {
+      const result = await decideRemediation(temporal, workflowId, { decision, by: user, ...allowed });
+      await respond({ replace_original: true, text: decisionOutcome(workflowId, result) });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) {
+        const why = (err.cause as Error | undefined)?.message ?? err.message;
+        return void (await ephemeral(respond, `Nothing changed: ${why}.`));
+      }
+      if (err instanceof IncidentEndedError) {
         return void (await ephemeral(
           respond,
-          `Unknown perimeter action or incident: ${button.action_id} ${workflowId}`,
+          `Nothing changed: ${workflowId} has already ended (${err.state}).`,
         ));
       }
-      const allowed = await authority(user);
-      if (!allowed) {
-        return void (await ephemeral(
-          respond,
-          'You are not authorised to approve or deny perimeter remediations.',
-        ));
+      if (err instanceof WorkflowNotFoundError) {
+        return void (await ephemeral(respond, `Unknown incident: ${workflowId}.`));
       }
-      try {
-        const result = await decideRemediation(temporal, workflowId, { decision, by: user, ...allowed });
-        await respond({ replace_original: true, text: decisionOutcome(workflowId, result) });
-      } catch (err) {
-        if (err instanceof WorkflowUpdateFailedError) {
-          const why = (err.cause as Error | undefined)?.message ?? err.message;
-          return void (await ephemeral(respond, `Nothing changed: ${why}.`));
-        }
-        if (err instanceof IncidentEndedError) {
-          return void (await ephemeral(
-            respond,
-            `Nothing changed: ${workflowId} has already ended (${err.state}).`,
-          ));
-        }
-        if (err instanceof WorkflowNotFoundError) {
-          return void (await ephemeral(respond, `Unknown incident: ${workflowId}.`));
-        }
-        throw err;
-      }
-    },
-  );
+      throw err;
+    }
+  });
 
   let server: Server | undefined;
   return {

@@ -4,7 +4,12 @@
  * `decide` Update on the real dev server; Slack's own servers are a local fake.
  */
 import crypto from 'node:crypto';
-import { incidentStatus, releaseRemediation, startRemediation } from '../../src/client/remediation';
+import {
+  decideRemediation,
+  incidentStatus,
+  releaseRemediation,
+  startRemediation,
+} from '../../src/client/remediation';
 import { freePort } from '../../src/dev/services';
 import { createSlackApp, type SlackApp } from '../../src/slack/app';
 import { startFakeSlack, type FakeSlack } from '../helpers/fake-slack';
@@ -195,7 +200,7 @@ it('rejects a malformed payload and changes nothing', async () => {
   const ip = pool.v4();
   const id = await awaitingApproval(ip);
   const { status } = await click('perimeter_approve', id, 'U_ALICE', { rawPayload: '{not json' });
-  expect(status).toBeGreaterThanOrEqual(400);
+  expect(status).toBe(400);
   expect((await incidentStatus(stack.client, ip)).state).toBe('awaiting-approval');
   await releaseRemediation(stack.client, id, { by: 'jest' });
 });
@@ -234,4 +239,39 @@ it('edits the message when nobody answers in time', async () => {
     ),
   );
   expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+});
+
+it('answers an unknown action ID clearly and changes nothing', async () => {
+  const ip = pool.v4();
+  const id = await awaitingApproval(ip);
+  const { id: r } = await click('perimeter_nuke', id, 'U_ALICE');
+  expect(String((await replied(r)).text)).toMatch(/^Unknown perimeter action or incident: perimeter_nuke/);
+  expect((await incidentStatus(stack.client, ip)).state).toBe('awaiting-approval');
+  await releaseRemediation(stack.client, id, { by: 'jest' });
+});
+
+it('keeps to the approval deadline while Slack is down, and the CLI path still decides', async () => {
+  slack.down = true;
+  try {
+    const timedOut = pool.v4();
+    const started = Date.now();
+    const [t] = await startRemediation(
+      {
+        client: stack.client,
+        config: { ...stack.config, approval: { ...stack.config.approval, timeoutMs: 2_000 } },
+      },
+      buildDetection({ targets: [timedOut], ttlMs: 60_000, approval: 'slack' }),
+    );
+    const result = await stack.client.workflow.getHandle(t!.workflowId).result();
+    expect(result).toMatchObject({ state: 'stood-down', decision: { by: 'timeout' } });
+    expect(Date.now() - started).toBeLessThan(10_000);
+
+    const ip = pool.v4();
+    const id = await awaitingApproval(ip);
+    await decideRemediation(stack.client, id, { decision: 'approve', by: 'U_ALICE' });
+    expect(await stack.setContents('block')).toContain(`${ip}/32`);
+    await releaseRemediation(stack.client, id, { by: 'jest' });
+  } finally {
+    slack.down = false;
+  }
 });

@@ -16,6 +16,8 @@ export interface FakeSlack {
   calls: SlackCall[];
   /** Members returned by usergroups.users.list. */
   groupMembers: string[];
+  /** While true, chat.postMessage fails as if Slack were down (HTTP 503). */
+  down: boolean;
   close(): Promise<void>;
 }
 
@@ -26,7 +28,7 @@ function parse(raw: string, type: string | undefined): Record<string, unknown> {
 
 export async function startFakeSlack(): Promise<FakeSlack> {
   const calls: SlackCall[] = [];
-  const fake = { groupMembers: [] as string[] };
+  const fake = { groupMembers: [] as string[], down: false };
   const server = http.createServer((req, res) => {
     let raw = '';
     req.on('data', (d: Buffer) => (raw += d.toString()));
@@ -36,6 +38,9 @@ export async function startFakeSlack(): Promise<FakeSlack> {
       res.setHeader('content-type', 'application/json');
       if (path.startsWith('/api/usergroups.users.list')) {
         res.end(JSON.stringify({ ok: true, users: fake.groupMembers }));
+      } else if (path.startsWith('/api/chat.postMessage') && fake.down) {
+        res.statusCode = 503;
+        res.end(JSON.stringify({ ok: false, error: 'service_unavailable' }));
       } else if (path.startsWith('/api/chat.postMessage')) {
         res.end(JSON.stringify({ ok: true, channel: 'C_SEC', ts: `${Date.now() / 1000}` }));
       } else {
