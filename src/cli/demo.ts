@@ -5,6 +5,7 @@
  */
 import { Connection, Client } from '@temporalio/client';
 import {
+  decideRemediation,
   incidentStatus,
   listRemediations,
   releaseRemediation,
@@ -130,7 +131,35 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   say('');
   say(remediationTable(await listRemediations(client)));
 
-  step(6, 'An operator releases the /24 early (`perimeter unblock 198.51.100.0/24`)');
+  step(6, 'A detection that needs a person: it waits for approval (Slack buttons, or the CLI here)');
+  const [asked] = await startRemediation(deps, {
+    targets: ['203.0.113.77'],
+    action: 'block',
+    ttlMs: 120_000,
+    approval: 'slack',
+    reason: 'credential stuffing against /login from one address',
+    detector: 'demo-log-detector',
+    requestedBy: 'demo',
+    evidence: { classes: { 'credential-stuffing': 180 }, authenticated: 0 },
+  });
+  if (!asked) throw new Error('no incident started');
+  const waitingDeadline = Date.now() + 15_000;
+  while (
+    (await incidentStatus(client, asked.workflowId)).state !== 'awaiting-approval' &&
+    Date.now() < waitingDeadline
+  ) {
+    await sleep(100);
+  }
+  say(`   ${asked.target}: ${(await incidentStatus(client, asked.workflowId)).state}; nothing applied yet`);
+  await showSet('block');
+  const decided = await decideRemediation(client, asked.workflowId, {
+    decision: 'approve',
+    by: 'demo-approver',
+  });
+  say(`   \`perimeter approve ${asked.target}\` → approved by ${decided.by}, now ${decided.state}`);
+  await showSet('block');
+
+  step(7, 'An operator releases the /24 early (`perimeter unblock 198.51.100.0/24`)');
   const released = await releaseRemediation(client, '198.51.100.0/24', {
     by: 'demo-operator',
     reason: 'false positive',
@@ -138,7 +167,7 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   say(`   ${released.workflowId}: ${released.state}`);
   await showSet('challenge');
 
-  step(7, `Waiting for the 20 s TTL of ${first.target} to end …`);
+  step(8, `Waiting for the 20 s TTL of ${first.target} to end …`);
   const deadline = Date.now() + 40_000;
   while ((await gateway.check('block', [first.target])).present.length > 0 && Date.now() < deadline)
     await sleep(250);
@@ -148,7 +177,7 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   say(`   ${first.target}: ${after.state} at ${after.releasedAt ?? '?'}`);
   await showSet('block');
 
-  step(8, `The incident's story (\`perimeter show ${first.target}\`)`);
+  step(9, `The incident's story (\`perimeter show ${first.target}\`)`);
   say(timeline(first.workflowId, await incidentStatus(client, first.workflowId)));
 }
 

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../config';
 import { formatDuration } from '../domain/durations';
@@ -237,34 +238,36 @@ async function endedState(
   return status?.state ?? 'released';
 }
 
-export async function decideRemediation(
+/** Runs an Update on an open incident; one that has already ended is reported as such. */
+async function updateOpenIncident<Ret, Req>(
+  client: Client,
+  idOrTarget: string,
+  update: UpdateDefinition<Ret, [Req]>,
+  request: Req,
+): Promise<Ret & { workflowId: string }> {
+  const handle = handleFor(client, idOrTarget);
+  try {
+    const result = await handle.executeUpdate(update, { args: [request] });
+    return { ...result, workflowId: handle.workflowId };
+  } catch (err) {
+    throw new IncidentEndedError(handle.workflowId, await endedState(handle, err));
+  }
+}
+
+export function decideRemediation(
   client: Client,
   idOrTarget: string,
   request: DecideRequest,
 ): Promise<DecisionRecord & { state: string; workflowId: string }> {
-  const handle = handleFor(client, idOrTarget);
-  try {
-    const result = await handle.executeUpdate(decideUpdate, { args: [request] });
-    return { ...result, workflowId: handle.workflowId };
-  } catch (err) {
-    const ended = await endedState(handle, err);
-    throw new IncidentEndedError(handle.workflowId, ended);
-  }
+  return updateOpenIncident(client, idOrTarget, decideUpdate, request);
 }
 
-export async function extendRemediation(
+export function extendRemediation(
   client: Client,
   idOrTarget: string,
   request: { by: string; byMs: number },
 ): Promise<ExtendResult & { workflowId: string }> {
-  const handle = handleFor(client, idOrTarget);
-  try {
-    const result = await handle.executeUpdate(extendUpdate, { args: [request] });
-    return { ...result, workflowId: handle.workflowId };
-  } catch (err) {
-    const ended = await endedState(handle, err);
-    throw new IncidentEndedError(handle.workflowId, ended);
-  }
+  return updateOpenIncident(client, idOrTarget, extendUpdate, request);
 }
 
 export async function incidentStatus(client: Client, idOrTarget: string): Promise<IncidentStatus> {
