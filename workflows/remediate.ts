@@ -17,7 +17,7 @@ import type { Activities, MessageUpdate } from '../activities';
 import { formatDuration } from './durations';
 import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from './failure-types';
 import type { SetAction } from '../src/domain/policy';
-import type { IncidentStatus, RemediationInput } from './definitions';
+import type { ApprovalPolicy, IncidentStatus, RemediationInput } from './definitions';
 import { Incident } from './incident';
 
 const validateOptions: ActivityOptions = {
@@ -162,31 +162,7 @@ async function ask(incident: Incident): Promise<'approved' | 'denied'> {
     `waiting up to ${wait} for approval (then: ${approvalPolicy.onTimeout})`,
   );
   // Posted alongside the wait, not before it: Slack being down must not hold up the timeout path.
-  incident.posted = postApprovalRequest
-    .executeWithOptions(
-      {
-        ...noticeOptions,
-        scheduleToCloseTimeout: approvalPolicy.timeoutMs,
-        summary: 'post approval request',
-      },
-      [
-        {
-          workflowId: workflowInfo().workflowId,
-          targets: incident.targets,
-          action: incident.action,
-          ttlMs: incident.ttlMs,
-          detector: incident.input.detector,
-          reason: incident.input.reason,
-          evidence: incident.evidence,
-          timeoutMs: approvalPolicy.timeoutMs,
-          onTimeout: approvalPolicy.onTimeout,
-        },
-      ],
-    )
-    .then(
-      (ref) => void (incident.approvalMessage = ref ?? undefined),
-      () => undefined,
-    );
+  incident.posted = requestApproval(incident, approvalPolicy);
   const answered = await condition(
     () => incident.decision !== undefined || incident.releaseRequest !== undefined,
     approvalPolicy.timeoutMs,
@@ -282,6 +258,35 @@ async function finish(incident: Incident): Promise<IncidentStatus> {
   await incident.settleNotices();
   await condition(allHandlersFinished);
   return incident.status();
+}
+
+/** Posts the approval request (Slack, or the worker log); remembers the message to edit later. */
+function requestApproval(incident: Incident, approvalPolicy: ApprovalPolicy): Promise<void> {
+  return postApprovalRequest
+    .executeWithOptions(
+      {
+        ...noticeOptions,
+        scheduleToCloseTimeout: approvalPolicy.timeoutMs,
+        summary: 'post approval request',
+      },
+      [
+        {
+          workflowId: workflowInfo().workflowId,
+          targets: incident.targets,
+          action: incident.action,
+          ttlMs: incident.ttlMs,
+          detector: incident.input.detector,
+          reason: incident.input.reason,
+          evidence: incident.evidence,
+          timeoutMs: approvalPolicy.timeoutMs,
+          onTimeout: approvalPolicy.onTimeout,
+        },
+      ],
+    )
+    .then(
+      (ref) => void (incident.approvalMessage = ref ?? undefined),
+      () => undefined,
+    );
 }
 
 /** Writes the outcome into the approval message, if there is one; never holds up the incident. */

@@ -15,6 +15,7 @@ const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
 
 it('has stored histories to replay', () => {
   expect(files.sort()).toEqual([
+    'approved-challenge.json',
     'cancelled.json',
     'continued-first-run.json',
     'continued-second-run.json',

@@ -9,12 +9,13 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { toolPath } from '../../../src/dev/services';
 import {
+  decideRemediation,
   extendRemediation,
   releaseRemediation,
   startRemediation,
   waitUntilSettled,
 } from '../../../src/client/remediation';
-import { sightingSignal } from '../../../workflows/definitions';
+import { sightingSignal, statusQuery } from '../../../workflows/definitions';
 import { startBenchStack } from '../../../bench/stack';
 
 const detection = {
@@ -82,6 +83,30 @@ async function main(): Promise<void> {
       .result()
       .catch(() => undefined);
     histories.cancelled = { id: cancel!.workflowId };
+
+    // Waited for approval, approved as a challenge, released early.
+    const [asked] = await startRemediation(deps, {
+      ...detection,
+      targets: ['203.0.113.5'],
+      observeMs: 0,
+      ttlMs: 60_000,
+      approval: 'slack',
+    });
+    for (
+      let i = 0;
+      (await stack.client.workflow.getHandle(asked!.workflowId).query(statusQuery)).state !==
+      'awaiting-approval';
+      i++
+    ) {
+      if (i > 100) throw new Error('never awaited approval');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await decideRemediation(stack.client, asked!.workflowId, {
+      decision: 'approve-challenge',
+      by: 'recorder',
+    });
+    await releaseRemediation(stack.client, asked!.workflowId, { by: 'recorder' });
+    histories['approved-challenge'] = { id: asked!.workflowId };
 
     // A long hold: enough sightings that the history asks to continue as new; then released.
     const [long] = await startRemediation(deps, {
