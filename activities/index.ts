@@ -25,7 +25,7 @@ export interface MessageUpdate {
   ref: MessageRef;
   workflowId: string;
   outcome:
-    | { kind: 'decided'; decision: DecisionRecord; state: string }
+    | { kind: 'decided'; decision: DecisionRecord; state: string; action: string; until?: string }
     | { kind: 'released'; at: string; why: string };
 }
 
@@ -109,7 +109,12 @@ export function createActivities(deps: ActivityDeps) {
     async updateApprovalMessage({ ref, workflowId, outcome }: MessageUpdate): Promise<void> {
       const text =
         outcome.kind === 'decided'
-          ? decisionOutcome(workflowId, { ...outcome.decision, state: outcome.state })
+          ? decisionOutcome(workflowId, {
+              ...outcome.decision,
+              state: outcome.state,
+              action: outcome.action,
+              ...(outcome.until ? { expiresAt: outcome.until } : {}),
+            })
           : `Released at ${outcome.at.slice(11, 16)} UTC: ${outcome.why} (${workflowId})`;
       await deps.notifier.update(ref, text);
     },

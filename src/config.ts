@@ -93,11 +93,23 @@ export const configSchema = configObject.superRefine((env, ctx) => {
       message: `must be greater than zero and at most PERIMETER_MAX_TTL (${formatDuration(env.PERIMETER_MAX_TTL)})`,
     });
   }
-  if (env.SLACK_BOT_TOKEN && !env.SLACK_SIGNING_SECRET && !env.SLACK_APP_TOKEN) {
+  if (
+    env.SLACK_BOT_TOKEN &&
+    env.PERIMETER_SLACK_APPROVERS.length === 0 &&
+    !env.PERIMETER_SLACK_APPROVER_GROUP
+  ) {
     ctx.addIssue({
       code: 'custom',
-      path: ['SLACK_SIGNING_SECRET'],
-      message: 'set SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode) with SLACK_BOT_TOKEN',
+      path: ['PERIMETER_SLACK_APPROVERS'],
+      message:
+        'with Slack configured, name who may approve (PERIMETER_SLACK_APPROVERS or PERIMETER_SLACK_APPROVER_GROUP)',
+    });
+  }
+  if (env.PERIMETER_APPROVAL_TIMEOUT <= 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['PERIMETER_APPROVAL_TIMEOUT'],
+      message: 'must be greater than zero',
     });
   }
   if (env.SLACK_BOT_TOKEN && !env.PERIMETER_SLACK_CHANNEL) {

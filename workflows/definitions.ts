@@ -117,6 +117,8 @@ export interface DecisionRecord {
   at: string;
   /** True when nobody answered and the policy's default was applied. */
   byDefault: boolean;
+  /** How long it waited, when the default was applied. */
+  waitedMs?: number;
 }
 
 export interface IncidentStatus {
@@ -167,9 +169,13 @@ export interface DecideRequest {
   verifiedGroup?: string;
 }
 
-export const decideUpdate = defineUpdate<DecisionRecord & { state: IncidentState }, [DecideRequest]>(
-  'decide',
-);
+export interface DecideResult extends DecisionRecord {
+  state: IncidentState;
+  action: RemediationAction;
+  expiresAt?: string;
+}
+
+export const decideUpdate = defineUpdate<DecideResult, [DecideRequest]>('decide');
 export const sightingSignal = defineSignal<[Sighting]>('sighting');
 export const releaseUpdate = defineUpdate<ReleaseResult, [ReleaseRequest]>('release');
 export const extendUpdate = defineUpdate<ExtendResult, [ExtendRequest]>('extend');

@@ -76,8 +76,11 @@ export class Incident {
   approvalMessage: MessageRef | undefined;
   /** Settles when the approval request has been posted (or given up on). */
   posted: Promise<void> = Promise.resolve();
-  /** Message edits in flight; the incident waits for them before it completes. */
-  private readonly notices: Array<Promise<unknown>> = [];
+  /** Message edits, one after another so the last word is the latest; awaited (briefly) at the end. */
+  private notices: Promise<unknown> = Promise.resolve();
+  private pendingNotices = 0;
+  /** Cancels a still-retrying approval post once someone has decided. */
+  cancelPosting: () => void = () => undefined;
 
   constructor(readonly input: RemediationInput) {
     this.targets = input.targets;
@@ -120,13 +123,19 @@ export class Incident {
     };
   }
 
-  /** Keeps a message edit from holding up the incident, while not losing it either. */
-  track(notice: Promise<unknown>): void {
-    this.notices.push(notice.catch(() => undefined));
+  /** Queues a message edit behind the earlier ones; it never holds up the remediation itself. */
+  track(notice: () => Promise<unknown>): void {
+    this.pendingNotices++;
+    this.notices = this.notices
+      .then(notice)
+      .catch(() => undefined)
+      .then(() => void this.pendingNotices--);
   }
 
+  /** Gives queued message edits a little time before the incident completes; never forever. */
   async settleNotices(): Promise<void> {
-    await Promise.all(this.notices);
+    if (this.pendingNotices === 0) return;
+    await condition(() => this.pendingNotices === 0, '2m');
   }
 
   /** Registers the signal, updates and query. Called first thing, before any await. */
@@ -158,7 +167,9 @@ export class Incident {
         this.note('approve', `${decisionText(decision)} by ${by}`);
         // Answer once the decision has taken effect, so the caller can say what happened.
         await condition(() => !['awaiting-approval', 'applying'].includes(this.state));
-        return { ...this.decision, state: this.state };
+        const expiresAt =
+          this.expiresAt === undefined ? {} : { expiresAt: new Date(this.expiresAt).toISOString() };
+        return { ...this.decision, state: this.state, action: this.action, ...expiresAt };
       },
       { validator: (req) => this.validateDecision(req) },
     );

@@ -82,7 +82,12 @@ export async function remediate(input: RemediationInput): Promise<IncidentStatus
       : `incident failed: ${(err as Error).message}`;
     throw err;
   } finally {
-    if (next === 'release') await CancellationScope.nonCancellable(() => release(incident, held)); // 6
+    if (next === 'release') {
+      await CancellationScope.nonCancellable(async () => {
+        await release(incident, held); // 6
+        await incident.settleNotices(); // the approval message learns the outcome even on failure
+      });
+    }
   }
   if (next === 'continue-as-new') {
     // A long hold with steady evidence outgrows one history; the next run keeps holding.
@@ -163,15 +168,22 @@ async function ask(incident: Incident): Promise<'approved' | 'denied'> {
   );
   // Posted alongside the wait, not before it: Slack being down must not hold up the timeout path.
   incident.posted = requestApproval(incident, approvalPolicy);
-  const answered = await condition(
+  await condition(
     () => incident.decision !== undefined || incident.releaseRequest !== undefined,
     approvalPolicy.timeoutMs,
     { summary: `approval: up to ${wait}, then ${approvalPolicy.onTimeout}` },
   );
-  if (!incident.decision && incident.releaseRequest) return 'denied';
-  if (!answered || !incident.decision) {
+  incident.cancelPosting();
+  if (incident.releaseRequest) return 'denied';
+  if (!incident.decision) {
     const decision = approvalPolicy.onTimeout === 'approve' ? 'approve' : 'deny';
-    incident.decision = { decision, by: 'timeout', at: new Date().toISOString(), byDefault: true };
+    incident.decision = {
+      decision,
+      by: 'timeout',
+      at: new Date().toISOString(),
+      byDefault: true,
+      waitedMs: approvalPolicy.timeoutMs,
+    };
     incident.note('approve', `expired: no answer in ${wait} — default ${approvalPolicy.onTimeout}`);
   }
   if (incident.decision.decision === 'deny') return 'denied';
@@ -188,8 +200,10 @@ async function apply(incident: Incident, held: Held): Promise<void> {
   // Leave the count set only once the remediation is in place, so nothing slips through unseen.
   await removeFrom(incident, held, 'count');
   incident.enter('active', 'apply', `${action} in place until ${new Date(incident.expiresAt).toISOString()}`);
-  if (incident.decision)
-    tellApprover(incident, { kind: 'decided', decision: incident.decision, state: 'active' });
+  if (incident.decision) {
+    const until = new Date(incident.expiresAt).toISOString();
+    tellApprover(incident, { kind: 'decided', decision: incident.decision, state: 'active', action, until });
+  }
 }
 
 /**
@@ -251,7 +265,7 @@ async function finish(incident: Incident): Promise<IncidentStatus> {
     tellApprover(
       incident,
       decision
-        ? { kind: 'decided', decision, state: 'stood-down' }
+        ? { kind: 'decided', decision, state: 'stood-down', action: incident.action }
         : { kind: 'released', at: new Date().toISOString(), why: `${why}; nothing was applied` },
     );
   }
@@ -262,38 +276,43 @@ async function finish(incident: Incident): Promise<IncidentStatus> {
 
 /** Posts the approval request (Slack, or the worker log); remembers the message to edit later. */
 function requestApproval(incident: Incident, approvalPolicy: ApprovalPolicy): Promise<void> {
-  return postApprovalRequest
-    .executeWithOptions(
-      {
-        ...noticeOptions,
-        scheduleToCloseTimeout: approvalPolicy.timeoutMs,
-        summary: 'post approval request',
-      },
-      [
+  // Its own scope: once someone has decided, a post still retrying is pointless and is cancelled.
+  const scope = new CancellationScope();
+  incident.cancelPosting = () => scope.cancel();
+  return scope.run(() =>
+    postApprovalRequest
+      .executeWithOptions(
         {
-          workflowId: workflowInfo().workflowId,
-          targets: incident.targets,
-          action: incident.action,
-          ttlMs: incident.ttlMs,
-          detector: incident.input.detector,
-          reason: incident.input.reason,
-          evidence: incident.evidence,
-          timeoutMs: approvalPolicy.timeoutMs,
-          onTimeout: approvalPolicy.onTimeout,
+          ...noticeOptions,
+          scheduleToCloseTimeout: approvalPolicy.timeoutMs,
+          summary: 'post approval request',
         },
-      ],
-    )
-    .then(
-      (ref) => void (incident.approvalMessage = ref ?? undefined),
-      () => undefined,
-    );
+        [
+          {
+            workflowId: workflowInfo().workflowId,
+            targets: incident.targets,
+            action: incident.action,
+            ttlMs: incident.ttlMs,
+            detector: incident.input.detector,
+            reason: incident.input.reason,
+            evidence: incident.evidence,
+            timeoutMs: approvalPolicy.timeoutMs,
+            onTimeout: approvalPolicy.onTimeout,
+          },
+        ],
+      )
+      .then(
+        (ref) => void (incident.approvalMessage = ref ?? undefined),
+        () => undefined,
+      ),
+  );
 }
 
 /** Writes the outcome into the approval message, if there is one; never holds up the incident. */
 function tellApprover(incident: Incident, outcome: MessageUpdate['outcome']): void {
   if (incident.input.approval === 'none') return;
   const { workflowId } = workflowInfo();
-  incident.track(
+  incident.track(() =>
     incident.posted.then(() => {
       const ref = incident.approvalMessage;
       if (!ref) return undefined;

@@ -54,7 +54,7 @@ export function createSlackApp(config: Config, temporal: Client): SlackApp {
     respond({ response_type: 'ephemeral', replace_original: false, text });
 
   // Every action, so an unknown action ID gets an answer too.
-  app.action<BlockButtonAction>(/.*/, async ({ ack, body, action, respond }) => {
+  app.action<BlockButtonAction>(/.*/, async ({ ack, body, action, respond, logger }) => {
     await ack();
     const button = action;
     const decision = ACTION_IDS[button.action_id];
@@ -66,7 +66,10 @@ export function createSlackApp(config: Config, temporal: Client): SlackApp {
         `Unknown perimeter action or incident: ${button.action_id} ${workflowId}`,
       ));
     }
-    const allowed = await authority(user);
+    const allowed = await authority(user).catch((err: unknown) => {
+      logger.error(`approver check for ${user} failed: ${String(err)}`);
+      return undefined;
+    });
     if (!allowed) {
       return void (await ephemeral(
         respond,
@@ -90,7 +93,12 @@ export function createSlackApp(config: Config, temporal: Client): SlackApp {
       if (err instanceof WorkflowNotFoundError) {
         return void (await ephemeral(respond, `Unknown incident: ${workflowId}.`));
       }
-      throw err;
+      // Acked already: whatever went wrong, the clicker must hear that nothing happened.
+      logger.error(`decide ${workflowId} by ${user} failed: ${String(err)}`);
+      return void (await ephemeral(
+        respond,
+        `Nothing changed: the decision could not be recorded (${(err as Error).message}).`,
+      ));
     }
   });
 

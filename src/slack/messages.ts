@@ -1,6 +1,6 @@
 /** Words and Block Kit for the approval message. */
 import type { KnownBlock } from '@slack/web-api';
-import type { DecisionRecord, Evidence, IncidentState } from '../../workflows/definitions';
+import type { DecisionRecord, Evidence } from '../../workflows/definitions';
 import { formatDuration } from '../domain/durations';
 
 export interface ApprovalRequest {
@@ -18,6 +18,15 @@ export interface ApprovalRequest {
 }
 
 const hhmm = (iso: string) => iso.slice(11, 16);
+
+/**
+ * Request lines, reasons and detector names can carry attacker-controlled text: escape Slack's
+ * control characters and keep within Block Kit's limits, or the post is refused and nobody sees it.
+ */
+function safe(text: string, max: number): string {
+  const escaped = text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return escaped.length <= max ? escaped : `${escaped.slice(0, max - 1)}…`;
+}
 
 export function approvalBlocks(r: ApprovalRequest): KnownBlock[] {
   const e = r.evidence;
@@ -38,9 +47,12 @@ export function approvalBlocks(r: ApprovalRequest): KnownBlock[] {
       type: 'section',
       fields: [
         { type: 'mrkdwn', text: `*Action*\n${r.action} for ${formatDuration(r.ttlMs)}` },
-        { type: 'mrkdwn', text: `*Detector*\n${r.detector}` },
-        { type: 'mrkdwn', text: `*Reason*\n${r.reason}` },
-        { type: 'mrkdwn', text: `*Evidence*\n${e.requests} attack requests (${classes || 'none'})` },
+        { type: 'mrkdwn', text: `*Detector*\n${safe(r.detector, 200)}` },
+        { type: 'mrkdwn', text: `*Reason*\n${safe(r.reason, 1_000)}` },
+        {
+          type: 'mrkdwn',
+          text: `*Evidence*\n${e.requests} attack requests (${safe(classes || 'none', 500)})`,
+        },
         { type: 'mrkdwn', text: `*Seen*\n${seen}` },
         { type: 'mrkdwn', text: `*Authenticated requests from target*\n${e.authenticated}` },
       ],
@@ -49,7 +61,19 @@ export function approvalBlocks(r: ApprovalRequest): KnownBlock[] {
       ? [
           {
             type: 'section' as const,
-            text: { type: 'mrkdwn' as const, text: '```' + e.samples.slice(0, 5).join('\n') + '```' },
+            text: {
+              type: 'mrkdwn' as const,
+              text:
+                '```' +
+                safe(
+                  e.samples
+                    .slice(0, 5)
+                    .map((l) => l.slice(0, 400))
+                    .join('\n'),
+                  2_800,
+                ) +
+                '```',
+            },
           },
         ]
       : []),
@@ -76,13 +100,28 @@ export function approvalBlocks(r: ApprovalRequest): KnownBlock[] {
   ];
 }
 
-/** "Approved by <@U1> at 12:03 UTC — now active", "Denied by <@U2> …", "Expired: no answer …". */
+const PAST: Record<string, string> = {
+  block: 'blocked',
+  challenge: 'challenged',
+  captcha: 'CAPTCHA required',
+};
+
+/**
+ * "Approved by <@U1> at 12:03 UTC — blocked until 13:03 UTC", "Denied by <@U2> at 12:04 UTC —
+ * nothing applied", "Expired: no answer in 15m — default deny, nothing applied".
+ */
 export function decisionOutcome(
   workflowId: string,
-  r: DecisionRecord & { state: IncidentState | string },
+  r: DecisionRecord & { state: string; action?: string; expiresAt?: string },
 ): string {
+  const applied = r.expiresAt
+    ? `${PAST[r.action ?? ''] ?? r.action} until ${hhmm(r.expiresAt)} UTC`
+    : r.decision === 'deny'
+      ? 'nothing applied'
+      : `now ${r.state}`;
   if (r.byDefault) {
-    return `Expired: no answer in time — default ${r.decision === 'deny' ? 'deny, nothing applied' : `approve, now ${r.state}`} (${workflowId})`;
+    const waited = r.waitedMs === undefined ? 'in time' : `in ${formatDuration(r.waitedMs)}`;
+    return `Expired: no answer ${waited} — default ${r.decision === 'deny' ? 'deny' : 'approve'}, ${applied} (${workflowId})`;
   }
   const verb =
     r.decision === 'deny'
@@ -90,6 +129,5 @@ export function decisionOutcome(
       : r.decision === 'approve-challenge'
         ? 'Approved as challenge'
         : 'Approved';
-  const outcome = r.decision === 'deny' ? 'nothing applied' : `now ${r.state}`;
-  return `${verb} by <@${r.by}> at ${hhmm(r.at)} UTC — ${outcome} (${workflowId})`;
+  return `${verb} by <@${r.by}> at ${hhmm(r.at)} UTC — ${applied} (${workflowId})`;
 }

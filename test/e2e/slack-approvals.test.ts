@@ -149,11 +149,13 @@ it('Approve applies the block and edits the message in place', async () => {
   expect(status).toBe(200);
   const reply = await replied(r);
   expect(reply).toMatchObject({ replace_original: true });
-  expect(String(reply.text)).toMatch(/^Approved by <@U_ALICE> at \d\d:\d\d UTC — now active/);
+  expect(String(reply.text)).toMatch(
+    /^Approved by <@U_ALICE> at \d\d:\d\d UTC — blocked until \d\d:\d\d UTC/,
+  );
   expect(await stack.setContents('block')).toContain(`${ip}/32`);
   await waitFor('workflow edits the message too', async () =>
     apiCalls('chat.update', id).some((c) =>
-      /^Approved by <@U_ALICE> .* now active/.test(String(c.body.text)),
+      /^Approved by <@U_ALICE> .* blocked until/.test(String(c.body.text)),
     ),
   );
   await releaseRemediation(stack.client, id, { by: 'jest' });
@@ -235,7 +237,7 @@ it('edits the message when nobody answers in time', async () => {
   await stack.client.workflow.getHandle(s!.workflowId).result();
   await waitFor('expired message', async () =>
     apiCalls('chat.update', s!.workflowId).some((c) =>
-      String(c.body.text).startsWith('Expired: no answer in time — default deny, nothing applied'),
+      String(c.body.text).startsWith('Expired: no answer in 1.5s — default deny, nothing applied'),
     ),
   );
   expect(await stack.setContents('block')).not.toContain(`${ip}/32`);

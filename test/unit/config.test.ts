@@ -43,6 +43,13 @@ describe('loadConfig', () => {
     [{ PERIMETER_SET_PREFIX: 'bad prefix!' }, /PERIMETER_SET_PREFIX/],
     [{ PERIMETER_WAF_SCOPE: 'GLOBAL' }, /PERIMETER_WAF_SCOPE/],
     [{ AWS_ENDPOINT_URL_WAFV2: 'not a url' }, /AWS_ENDPOINT_URL_WAFV2/],
+    [{ SLACK_BOT_TOKEN: 'xoxb-1', PERIMETER_SLACK_CHANNEL: 'C1' }, /name who may approve/],
+    [
+      { SLACK_BOT_TOKEN: 'xoxb-1', PERIMETER_SLACK_APPROVERS: 'U1' },
+      /PERIMETER_SLACK_CHANNEL: required with SLACK_BOT_TOKEN/,
+    ],
+    [{ PERIMETER_APPROVAL_TIMEOUT: '0s' }, /PERIMETER_APPROVAL_TIMEOUT: must be greater than zero/],
+    [{ PERIMETER_APPROVAL_DEFAULT: 'maybe' }, /PERIMETER_APPROVAL_DEFAULT/],
   ])('refuses %p', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
