@@ -1,8 +1,8 @@
 /**
  * The Slack side of approvals: a Bolt app whose Approve / Approve as challenge / Deny buttons
  * call the incident's `decide` Update. Bolt verifies every request's signature and age; the
- * app checks the clicker is an approver (the Update's validator checks again), answers
- * refusals ephemerally, and edits the message in place with what happened.
+ * app checks the clicker is an approver (the Update's validator checks again) and answers the
+ * clicker ephemerally; the incident workflow edits the shared message with what happened.
  */
 import type { Server } from 'node:http';
 import { App, LogLevel, type BlockButtonAction, type RespondFn } from '@slack/bolt';
@@ -78,7 +78,9 @@ export function createSlackApp(config: Config, temporal: Client): SlackApp {
     }
     try {
       const result = await decideRemediation(temporal, workflowId, { decision, by: user, ...allowed });
-      await respond({ replace_original: true, text: decisionOutcome(workflowId, result) });
+      // The clicker hears at once; the shared message is edited by the incident itself, the one
+      // writer that also knows about expiry and release, so edits cannot overtake each other.
+      await ephemeral(respond, decisionOutcome(workflowId, result));
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
         const why = (err.cause as Error | undefined)?.message ?? err.message;

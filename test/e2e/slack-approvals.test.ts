@@ -142,13 +142,13 @@ it('posts the request with the evidence and the three buttons', async () => {
   );
 });
 
-it('Approve applies the block and edits the message in place', async () => {
+it('Approve applies the block, tells the clicker, and the message is edited in place', async () => {
   const ip = pool.v4();
   const id = await awaitingApproval(ip);
   const { status, id: r } = await click('perimeter_approve', id, 'U_ALICE');
   expect(status).toBe(200);
   const reply = await replied(r);
-  expect(reply).toMatchObject({ replace_original: true });
+  expect(reply).toMatchObject({ response_type: 'ephemeral', replace_original: false });
   expect(String(reply.text)).toMatch(
     /^Approved by <@U_ALICE> at \d\d:\d\d UTC — blocked until \d\d:\d\d UTC/,
   );
