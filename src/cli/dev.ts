@@ -64,12 +64,16 @@ export async function runDev(options: DevOptions): Promise<void> {
   const stack = await startAndAnnounce(options);
   const { slack } = stack.config;
   let stopSlack: (() => Promise<void>) | undefined;
-  if (slack.botToken && slack.signingSecret) {
+  if (slack.botToken && (slack.signingSecret || slack.appToken)) {
     const { client, connection } = await connectTemporal(stack.config);
     const app = createSlackApp(stack.config, client);
     const slackPort = options.slackPort ?? 3000;
     await app.start(slackPort);
-    console.log(`  Slack app         http://127.0.0.1:${slackPort}/slack/events`);
+    console.log(
+      app.socketMode
+        ? '  Slack app         connected over Socket Mode'
+        : `  Slack app         http://127.0.0.1:${slackPort}/slack/events`,
+    );
     stopSlack = async () => {
       await app.stop();
       await connection.close();

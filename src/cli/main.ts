@@ -103,8 +103,13 @@ export function buildProgram(): Command {
       const { connectTemporal } = lazy<typeof TemporalClientModule>('../client/temporal');
       const { createSlackApp } = lazy<typeof SlackAppModule>('../slack/app');
       const { client } = await connectTemporal(config);
-      await createSlackApp(config, client).start(o.port, o.host);
-      console.error(`Slack app listening on http://${o.host}:${o.port}/slack/events`);
+      const slackApp = createSlackApp(config, client);
+      await slackApp.start(o.port, o.host);
+      console.error(
+        slackApp.socketMode
+          ? 'Slack app connected over Socket Mode'
+          : `Slack app listening on http://${o.host}:${o.port}/slack/events`,
+      );
     });
 
   program

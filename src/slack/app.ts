@@ -22,21 +22,30 @@ export const ACTION_IDS: Record<string, Decision> = {
 
 export interface SlackApp {
   app: App;
-  start(port: number, host?: string): Promise<Server>;
+  /** True when connected over Socket Mode (SLACK_APP_TOKEN); then no HTTP port is opened. */
+  socketMode: boolean;
+  start(port: number, host?: string): Promise<Server | undefined>;
   stop(): Promise<void>;
 }
 
 export function createSlackApp(config: Config, temporal: Client): SlackApp {
   const { slack } = config;
-  if (!slack.botToken || !slack.signingSecret) {
-    throw new Error('the Slack app needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET');
+  // Socket Mode when an app token is configured (no public URL needed); otherwise HTTP.
+  const socketMode = slack.appToken !== undefined;
+  if (!slack.botToken || (!socketMode && !slack.signingSecret)) {
+    throw new Error(
+      'the Slack app needs SLACK_BOT_TOKEN, and SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)',
+    );
   }
+  const clientOptions = slack.apiUrl ? { slackApiUrl: slack.apiUrl } : {};
   const app = new App({
     token: slack.botToken,
-    signingSecret: slack.signingSecret,
+    ...(socketMode
+      ? { socketMode: true, appToken: slack.appToken, installerOptions: { clientOptions } }
+      : { signingSecret: slack.signingSecret }),
     tokenVerificationEnabled: false,
     logLevel: LogLevel.WARN,
-    ...(slack.apiUrl ? { clientOptions: { slackApiUrl: slack.apiUrl } } : {}),
+    clientOptions,
   });
 
   /** How the clicker may decide: listed by ID, verified in the approver group, or not at all. */
@@ -104,12 +113,15 @@ export function createSlackApp(config: Config, temporal: Client): SlackApp {
     }
   });
 
-  let server: Server | undefined;
   return {
     app,
+    socketMode,
     async start(port, host = '127.0.0.1') {
-      server = (await app.start({ port, host })) as Server;
-      return server;
+      if (socketMode) {
+        await app.start();
+        return undefined;
+      }
+      return (await app.start({ port, host })) as Server;
     },
     async stop() {
       await app.stop();

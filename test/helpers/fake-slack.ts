@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
 
 export interface SlackCall {
   path: string;
@@ -12,6 +13,11 @@ export interface SlackCall {
 
 export interface FakeSlack {
   apiUrl: string;
+  /** Socket Mode: connections opened through apps.connections.open, and the acks they sent. */
+  sockets: WebSocket[];
+  acks: Array<{ envelope_id?: string }>;
+  /** Sends an interactive envelope over the first Socket Mode connection; returns its ID. */
+  deliver(payload: Record<string, unknown>): string;
   responseUrl(id: string): string;
   calls: SlackCall[];
   /** Members returned by usergroups.users.list. */
@@ -29,6 +35,9 @@ function parse(raw: string, type: string | undefined): Record<string, unknown> {
 export async function startFakeSlack(): Promise<FakeSlack> {
   const calls: SlackCall[] = [];
   const fake = { groupMembers: [] as string[], down: false };
+  const sockets: WebSocket[] = [];
+  const acks: Array<{ envelope_id?: string }> = [];
+  let envelopes = 0;
   const server = http.createServer((req, res) => {
     let raw = '';
     req.on('data', (d: Buffer) => (raw += d.toString()));
@@ -36,7 +45,10 @@ export async function startFakeSlack(): Promise<FakeSlack> {
       const path = req.url ?? '';
       calls.push({ path, body: parse(raw, req.headers['content-type']) });
       res.setHeader('content-type', 'application/json');
-      if (path.startsWith('/api/usergroups.users.list')) {
+      if (path.startsWith('/api/apps.connections.open')) {
+        const { port } = server.address() as AddressInfo;
+        res.end(JSON.stringify({ ok: true, url: `ws://127.0.0.1:${port}/link` }));
+      } else if (path.startsWith('/api/usergroups.users.list')) {
         res.end(JSON.stringify({ ok: true, users: fake.groupMembers }));
       } else if (path.startsWith('/api/chat.postMessage') && fake.down) {
         res.statusCode = 503;
@@ -48,12 +60,39 @@ export async function startFakeSlack(): Promise<FakeSlack> {
       }
     });
   });
+  const wss = new WebSocketServer({ server, path: '/link' });
+  wss.on('connection', (ws) => {
+    sockets.push(ws);
+    ws.on('message', (data: Buffer) => acks.push(JSON.parse(data.toString()) as { envelope_id?: string }));
+    ws.send(JSON.stringify({ type: 'hello', num_connections: 1, connection_info: { app_id: 'A1' } }));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return Object.assign(fake, {
     apiUrl: `${base}/api/`,
     responseUrl: (id: string) => `${base}/respond/${id}`,
     calls,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    sockets,
+    acks,
+    deliver(payload: Record<string, unknown>) {
+      const envelopeId = `env-${++envelopes}`;
+      const socket = sockets.find((s) => s.readyState === WebSocket.OPEN);
+      if (!socket) throw new Error('no Socket Mode connection');
+      socket.send(
+        JSON.stringify({
+          envelope_id: envelopeId,
+          type: 'interactive',
+          accepts_response_payload: false,
+          payload,
+        }),
+      );
+      return envelopeId;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.terminate();
+        wss.close();
+        server.close(() => resolve());
+      }),
   });
 }
