@@ -93,7 +93,9 @@ export function createSlackApp(config: Config, temporal: Client): SlackApp {
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
         const why = (err.cause as Error | undefined)?.message ?? err.message;
-        return void (await ephemeral(respond, `Nothing changed: ${why}.`));
+        // Slack user IDs in the validator's words become mentions: "approved by @alice".
+        const said = why.replace(/\bby ([UW][A-Z0-9_]+)\b/g, 'by <@$1>');
+        return void (await ephemeral(respond, `Nothing changed: ${said}.`));
       }
       if (err instanceof IncidentEndedError) {
         return void (await ephemeral(

@@ -215,7 +215,7 @@ it('answers a double click truthfully: one decision, the second told who decided
   const second = await click('perimeter_deny', id, 'U_BOB');
   const reply = await replied(second.id);
   expect(reply).toMatchObject({ response_type: 'ephemeral' });
-  expect(String(reply.text)).toBe('Nothing changed: already decided: approved as challenge by U_ALICE.');
+  expect(String(reply.text)).toBe('Nothing changed: already decided: approved as challenge by <@U_ALICE>.');
   expect(await stack.setContents('challenge')).toContain(`${ip}/32`);
   await releaseRemediation(stack.client, id, { by: 'jest' });
 });
@@ -239,6 +239,12 @@ it('edits the message when nobody answers in time', async () => {
     apiCalls('chat.update', s!.workflowId).some((c) =>
       String(c.body.text).startsWith('Expired: no answer in 1.5s — default deny, nothing applied'),
     ),
+  );
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+  // A click after the expiry is answered truthfully and changes nothing.
+  const late = await click('perimeter_approve', s!.workflowId, 'U_ALICE');
+  expect(String((await replied(late.id)).text)).toBe(
+    `Nothing changed: ${s!.workflowId} has already ended (stood-down).`,
   );
   expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
 });
