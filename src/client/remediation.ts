@@ -215,14 +215,12 @@ export async function releaseRemediation(
   idOrTarget: string,
   request: { by: string; reason?: string },
 ): Promise<ReleaseResult & { workflowId: string }> {
-  const handle = handleFor(client, idOrTarget);
   try {
-    const result = await handle.executeUpdate(releaseUpdate, { args: [request] });
-    return { ...result, workflowId: handle.workflowId };
+    return await updateOpenIncident(client, idOrTarget, releaseUpdate, request);
   } catch (err) {
     // An incident that already ended has nothing left to release: say so truthfully.
-    const ended = await endedState(handle, err);
-    return { accepted: false, state: ended, workflowId: handle.workflowId };
+    if (!(err instanceof IncidentEndedError)) throw err;
+    return { accepted: false, state: err.state, workflowId: err.workflowId };
   }
 }
 

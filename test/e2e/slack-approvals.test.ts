@@ -13,7 +13,14 @@ import {
 import { freePort } from '../../src/dev/services';
 import { createSlackApp, type SlackApp } from '../../src/slack/app';
 import { startFakeSlack, type FakeSlack } from '../helpers/fake-slack';
-import { addressPool, buildDetection, openTestStack, waitFor, type TestStack } from '../helpers/stack';
+import {
+  addressPool,
+  buildDetection,
+  openTestStack,
+  startAwaitingApproval,
+  waitFor,
+  type TestStack,
+} from '../helpers/stack';
 
 const pool = addressPool('203.0.114', '2001:db8:6');
 const signingSecret = crypto.randomBytes(16).toString('hex');
@@ -95,17 +102,7 @@ const apiCalls = (method: string, workflowId: string) =>
 const responses = (id: string) => slack.calls.filter((c) => c.path === `/respond/${id}`).map((c) => c.body);
 const replied = (id: string) => waitFor(`reply on ${id}`, async () => responses(id)[0]);
 
-async function awaitingApproval(ip: string) {
-  const [s] = await startRemediation(
-    { client: stack.client, config: stack.config },
-    buildDetection({ targets: [ip], ttlMs: 60_000, approval: 'slack' }),
-  );
-  await waitFor(
-    'awaiting approval',
-    async () => (await incidentStatus(stack.client, ip)).state === 'awaiting-approval',
-  );
-  return s!.workflowId;
-}
+const awaitingApproval = (ip: string) => startAwaitingApproval(stack, ip);
 
 it('posts the request with the evidence and the three buttons', async () => {
   const ip = pool.v4();

@@ -3,10 +3,10 @@
  * apps.connections.open) instead of serving HTTP, acknowledges each envelope, and a click
  * delivered that way decides the incident like an HTTP one.
  */
-import { incidentStatus, releaseRemediation, startRemediation } from '../../src/client/remediation';
+import { releaseRemediation } from '../../src/client/remediation';
 import { createSlackApp, type SlackApp } from '../../src/slack/app';
 import { startFakeSlack, type FakeSlack } from '../helpers/fake-slack';
-import { buildDetection, openTestStack, waitFor, type TestStack } from '../helpers/stack';
+import { openTestStack, startAwaitingApproval, waitFor, type TestStack } from '../helpers/stack';
 
 let stack: TestStack;
 let slack: FakeSlack;
@@ -35,20 +35,13 @@ afterAll(async () => {
 it('decides an incident from a click delivered over Socket Mode', async () => {
   expect(bolt.socketMode).toBe(true);
   const ip = '203.0.115.1';
-  const [s] = await startRemediation(
-    { client: stack.client, config: stack.config },
-    buildDetection({ targets: [ip], ttlMs: 60_000, approval: 'slack' }),
-  );
-  await waitFor(
-    'awaiting approval',
-    async () => (await incidentStatus(stack.client, ip)).state === 'awaiting-approval',
-  );
+  const workflowId = await startAwaitingApproval(stack, ip);
   const envelope = slack.deliver({
     type: 'block_actions',
     user: { id: 'U_ALICE' },
     team: { id: 'T1' },
     response_url: slack.responseUrl('socket-1'),
-    actions: [{ type: 'button', action_id: 'perimeter_approve', block_id: 'decide', value: s!.workflowId }],
+    actions: [{ type: 'button', action_id: 'perimeter_approve', block_id: 'decide', value: workflowId }],
   });
   await waitFor('block', async () => (await stack.setContents('block')).includes(`${ip}/32`));
   expect(slack.acks.map((a) => a.envelope_id)).toContain(envelope);
@@ -57,5 +50,5 @@ it('decides an incident from a click delivered over Socket Mode', async () => {
     async () => slack.calls.find((c) => c.path === '/respond/socket-1')?.body,
   );
   expect(String(reply.text)).toMatch(/^Approved by <@U_ALICE> .* blocked until/);
-  await releaseRemediation(stack.client, s!.workflowId, { by: 'jest' });
+  await releaseRemediation(stack.client, workflowId, { by: 'jest' });
 });

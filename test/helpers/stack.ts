@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../src/config';
-import type { Detection } from '../../src/client/remediation';
+import { incidentStatus, startRemediation, type Detection } from '../../src/client/remediation';
 import { configuredWaf } from '../../src/waf/client';
 import { managedSetName } from '../../src/waf/names';
 import { ensureWebAcl, initManagedWaf } from '../../src/waf/provision';
@@ -148,4 +148,23 @@ export function addressPool(v4Base: string, v6Base: string) {
     v4: () => `${v4Base}.${next++}`,
     v6: () => `${v6Base}:${(next++).toString(16)}::/64`,
   };
+}
+
+/** Starts an incident that needs approval and waits until it is waiting for one. */
+export async function startAwaitingApproval(
+  stack: TestStack,
+  ip: string,
+  extra: Partial<Detection> = {},
+  config: Config = stack.config,
+): Promise<string> {
+  const [started] = await startRemediation(
+    { client: stack.client, config },
+    buildDetection({ targets: [ip], ttlMs: 60_000, approval: 'slack', ...extra }),
+  );
+  if (!started) throw new Error('no incident started');
+  await waitFor(
+    'awaiting approval',
+    async () => (await incidentStatus(stack.client, ip)).state === 'awaiting-approval',
+  );
+  return started.workflowId;
 }

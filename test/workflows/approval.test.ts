@@ -7,11 +7,11 @@ import {
   decideRemediation,
   incidentStatus,
   releaseRemediation,
-  startRemediation,
   waitUntilSettled,
+  type Detection,
 } from '../../src/client/remediation';
 import type { remediate } from '../../workflows/remediate';
-import { addressPool, buildDetection, openTestStack, waitFor, type TestStack } from '../helpers/stack';
+import { addressPool, openTestStack, startAwaitingApproval, type TestStack } from '../helpers/stack';
 
 const pool = addressPool('192.0.2', '2001:db8:4');
 let stack: TestStack;
@@ -38,16 +38,8 @@ const deps = (timeoutMs?: number, onTimeout?: 'deny' | 'approve') => ({
 });
 const handleOf = (id: string) => stack.client.workflow.getHandle<typeof remediate>(id);
 
-async function awaitingApproval(ip: string, extra: Parameters<typeof buildDetection>[0] = {}, d = deps()) {
-  const [s] = await startRemediation(
-    d,
-    buildDetection({ targets: [ip], ttlMs: 60_000, approval: 'slack', ...extra }),
-  );
-  await waitFor(
-    'awaiting approval',
-    async () => (await incidentStatus(stack.client, ip)).state === 'awaiting-approval',
-  );
-  return s!;
+async function awaitingApproval(ip: string, extra: Partial<Detection> = {}, d = deps()) {
+  return { workflowId: await startAwaitingApproval(stack, ip, extra, d.config) };
 }
 
 it('applies nothing until an approver approves, then blocks', async () => {
