@@ -68,6 +68,36 @@ const configObject = z.object({
   PERIMETER_SLACK_APPROVER_GROUP: z.string().min(1).optional(),
   /** Where the local stack keeps its SQLite history, logs and address file. */
   PERIMETER_STATE_DIR: z.string().min(1).default('.perimeter'),
+  /**
+   * Ingest clients and their bearer tokens: `name=token,name=token`. Each token at least 24
+   * characters. Without any, `perimeter ingest` refuses to start.
+   */
+  PERIMETER_INGEST_TOKENS: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const clients: Array<{ name: string; token: string }> = [];
+      for (const pair of v
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)) {
+        const eq = pair.indexOf('=');
+        const name = pair.slice(0, eq).trim();
+        const token = pair.slice(eq + 1).trim();
+        if (eq < 1 || !/^[A-Za-z0-9_.-]{1,40}$/.test(name)) {
+          ctx.addIssue({ code: 'custom', message: 'expected name=token pairs separated by commas' });
+        } else if (token.length < 24) {
+          ctx.addIssue({ code: 'custom', message: `the token for "${name}" is shorter than 24 characters` });
+        } else clients.push({ name, token });
+      }
+      return clients;
+    }),
+  PERIMETER_INGEST_HOST: z.string().min(1).default('127.0.0.1'),
+  PERIMETER_INGEST_PORT: z.coerce.number().int().min(1).max(65535).default(8088),
+  /** Detections one client may send per minute. */
+  PERIMETER_INGEST_RATE: z.coerce.number().int().min(1).max(100_000).default(120),
+  /** Largest request body accepted, in bytes. */
+  PERIMETER_INGEST_MAX_BODY: z.coerce.number().int().min(1_024).max(10_485_760).default(65_536),
   /** Retry budget for one WAF write's lock conflicts inside a single activity attempt. */
   PERIMETER_WAF_LOCK_RETRIES: z.coerce.number().int().min(0).max(50).default(8),
 });
@@ -139,6 +169,13 @@ export interface Config {
     lockRetries: number;
   };
   stateDir: string;
+  ingest: {
+    clients: Array<{ name: string; token: string }>;
+    host: string;
+    port: number;
+    ratePerMinute: number;
+    maxBodyBytes: number;
+  };
   approval: { approvers: string[]; approverGroup?: string; timeoutMs: number; onTimeout: 'deny' | 'approve' };
   slack: {
     botToken: string | undefined;
@@ -187,6 +224,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       lockRetries: e.PERIMETER_WAF_LOCK_RETRIES,
     },
     stateDir: e.PERIMETER_STATE_DIR,
+    ingest: {
+      clients: e.PERIMETER_INGEST_TOKENS,
+      host: e.PERIMETER_INGEST_HOST,
+      port: e.PERIMETER_INGEST_PORT,
+      ratePerMinute: e.PERIMETER_INGEST_RATE,
+      maxBodyBytes: e.PERIMETER_INGEST_MAX_BODY,
+    },
     slack: {
       botToken: e.SLACK_BOT_TOKEN,
       signingSecret: e.SLACK_SIGNING_SECRET,

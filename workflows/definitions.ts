@@ -34,6 +34,8 @@ export interface Sighting {
   /** First request covered, when the batch spans a window. */
   firstAt?: string;
   detector: string;
+  /** The address the requests came from, when the incident holds several (a campaign). */
+  source?: string;
   /** Attack requests seen, by class (sqli, xss, traversal, scanner, manual, …). */
   classes: Record<string, number>;
   /** A few raw request lines, for people to read. */
@@ -203,4 +205,15 @@ export const WORKFLOW_ID_PREFIX = 'perimeter/';
 /** One workflow per target: its ID is the normalised CIDR, so a repeat detection joins it. */
 export function ipWorkflowId(cidr: string): string {
   return `${WORKFLOW_ID_PREFIX}ip/${cidr}`;
+}
+
+export const CAMPAIGN_ID_PREFIX = `${WORKFLOW_ID_PREFIX}campaign/`;
+
+/**
+ * One workflow for a burst: many sources crossing one detector rule together share one
+ * approval, one message and one TTL. The window start makes a replayed burst join, not repeat.
+ */
+export function campaignWorkflowId(detector: string, windowStart: number): string {
+  const name = detector.replace(/[^A-Za-z0-9._-]/g, '-');
+  return `${CAMPAIGN_ID_PREFIX}${name}/${new Date(windowStart).toISOString()}`;
 }

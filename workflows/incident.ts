@@ -5,6 +5,7 @@
 import { condition, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { PolicyLimits } from '../src/domain/policy';
 import { checkTtl, formatDuration } from './durations';
+import { searchableTargets, targetList } from './target-list';
 import type { MessageRef } from '../src/slack/notifier';
 import {
   decideUpdate,
@@ -264,14 +265,14 @@ export class Incident {
   publish(): void {
     upsertSearchAttributes([
       { key: searchAttributes.state, value: this.state },
-      { key: searchAttributes.target, value: this.targets },
+      { key: searchAttributes.target, value: searchableTargets(this.targets) },
       ...(this.expiresAt !== undefined
         ? [{ key: searchAttributes.expiresAt, value: new Date(this.expiresAt) }]
         : []),
     ]);
     const last = this.timeline[this.timeline.length - 1];
     const lines = [
-      `**${this.state}** — ${this.action} ${this.targets.join(', ')}`,
+      `**${this.state}** — ${this.action} ${targetList(this.targets)}`,
       this.expiresAt !== undefined
         ? `expires ${new Date(this.expiresAt).toISOString()}`
         : `TTL ${formatDuration(this.ttlMs)}`,

@@ -19,6 +19,7 @@ import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from './failure-types';
 import type { SetAction } from '../src/domain/policy';
 import type { ApprovalPolicy, IncidentStatus, RemediationInput } from './definitions';
 import { Incident } from './incident';
+import { targetList } from './target-list';
 
 const validateOptions: ActivityOptions = {
   startToCloseTimeout: '10s',
@@ -104,7 +105,7 @@ async function validate(incident: Incident): Promise<void> {
   const { input } = incident;
   try {
     const checked = await validateRemediation.executeWithOptions(
-      { ...validateOptions, summary: `policy check: ${input.action} ${input.targets.join(', ')}` },
+      { ...validateOptions, summary: `policy check: ${input.action} ${targetList(input.targets)}` },
       [{ targets: input.targets, action: input.action, ttlMs: input.ttlMs, observeMs: input.observeMs }],
     );
     incident.targets = checked.targets;
@@ -123,7 +124,7 @@ async function validate(incident: Incident): Promise<void> {
   }
   incident.note(
     'validate',
-    `policy allows ${input.action} of ${incident.targets.join(', ')} for ${formatDuration(input.ttlMs)}`,
+    `policy allows ${input.action} of ${targetList(incident.targets, 20)} for ${formatDuration(input.ttlMs)}`,
   );
 }
 
@@ -331,14 +332,14 @@ async function addTo(incident: Incident, held: Held, action: SetAction): Promise
   const cidrs = incident.targets;
   // What is already there belongs to someone else (a person, another tool): never ours to remove.
   const { present } = await checkIpSet.executeWithOptions(
-    { ...applyOptions, summary: `check ${action} set for ${cidrs.join(', ')}` },
+    { ...applyOptions, summary: `check ${action} set for ${targetList(cidrs)}` },
     [{ action, cidrs }],
   );
   const owned = cidrs.filter((c) => !present.includes(c));
   if (present.length > 0) {
     incident.note(
       'apply',
-      `already in the ${action} set, not added by this incident (left as found): ${present.join(', ')}`,
+      `already in the ${action} set, not added by this incident (left as found): ${targetList(present, 20)}`,
     );
   }
   // Recorded before the write: a write that lands but whose answer is lost must still be released.
@@ -347,7 +348,7 @@ async function addTo(incident: Incident, held: Held, action: SetAction): Promise
   // Not cancellable: cancelling mid-write would let the write land after the release step ran.
   // The incident's cancellation takes effect at the next step, and then releases this.
   await CancellationScope.nonCancellable(() =>
-    addToIpSet.executeWithOptions({ ...applyOptions, summary: `add ${owned.join(', ')} to ${action} set` }, [
+    addToIpSet.executeWithOptions({ ...applyOptions, summary: `add ${targetList(owned)} to ${action} set` }, [
       { action, cidrs: owned },
     ]),
   );
@@ -358,7 +359,7 @@ async function removeFrom(incident: Incident, held: Held, action: SetAction): Pr
   if (cidrs === undefined) return;
   if (cidrs.length > 0) {
     await removeFromIpSet.executeWithOptions(
-      { ...releaseOptions, summary: `remove ${cidrs.join(', ')} from ${action} set` },
+      { ...releaseOptions, summary: `remove ${targetList(cidrs)} from ${action} set` },
       [{ action, cidrs }],
     );
   }

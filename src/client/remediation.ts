@@ -14,6 +14,7 @@ import { parseTarget } from '../domain/targets';
 import {
   decideUpdate,
   extendUpdate,
+  CAMPAIGN_ID_PREFIX,
   ipWorkflowId,
   releaseUpdate,
   searchAttributes,
@@ -30,6 +31,7 @@ import {
   WORKFLOW_ID_PREFIX,
 } from '../../workflows/definitions';
 import type { remediate } from '../../workflows/remediate';
+import { searchableTargets, targetList } from '../../workflows/target-list';
 
 export class IncidentEndedError extends Error {
   override name = 'IncidentEndedError';
@@ -60,7 +62,9 @@ export interface Detection {
 
 export interface StartedRemediation {
   workflowId: string;
+  /** The target, or for a campaign a short list of them. */
   target: string;
+  targets: string[];
   /** What this request asked for. */
   action: RemediationAction;
   ttlMs: number;
@@ -79,43 +83,129 @@ function limitsOf(config: Config) {
   return { ...config.policy };
 }
 
-/** Starts (or joins) one incident workflow per target. Throws PolicyError before starting anything. */
-export async function startRemediation(
-  deps: ClientDeps,
-  detection: Detection,
-): Promise<StartedRemediation[]> {
-  const { config, client } = deps;
-  const checked = checkRemediation(
+/** The detection's request, checked against the client's copy of the policy (throws PolicyError). */
+export function checkDetection(config: Config, detection: Detection, targets = detection.targets) {
+  return checkRemediation(
     {
-      targets: detection.targets,
+      targets,
       action: detection.action ?? 'block',
       ttlMs: detection.ttlMs ?? config.policy.defaultTtlMs,
       observeMs: detection.observeMs ?? config.policy.defaultObserveMs,
     },
     limitsOf(config),
   );
-  const sighting: Sighting = {
+}
+
+/** The workflow input for checked targets of a detection. */
+export function incidentInput(
+  config: Config,
+  detection: Detection,
+  checked: ReturnType<typeof checkDetection>,
+): RemediationInput {
+  return {
+    targets: checked.targets.map((t) => t.cidr),
+    action: checked.action,
+    ttlMs: checked.ttlMs,
+    observeMs: checked.observeMs,
+    approval: detection.approval ?? 'none',
+    ...(detection.approval && detection.approval !== 'none' ? { approvalPolicy: config.approval } : {}),
+    reason: detection.reason,
+    detector: detection.detector,
+    requestedBy: detection.requestedBy,
+  };
+}
+
+/** The detection's evidence as the incident's first sighting. */
+export function firstSighting(detection: Detection): Sighting {
+  return {
     classes: {},
     ...detection.evidence,
     at: detection.evidence?.at ?? new Date().toISOString(),
     detector: detection.detector,
   };
+}
+
+/**
+ * Starts (or joins) one incident workflow per target. Throws PolicyError before starting anything.
+ * A target that a running campaign already holds joins that campaign as a sighting.
+ */
+export async function startRemediation(
+  deps: ClientDeps,
+  detection: Detection,
+): Promise<StartedRemediation[]> {
+  const { config, client } = deps;
+  const checked = checkDetection(config, detection);
+  const sighting = firstSighting(detection);
+  const campaigns = await openCampaignsHolding(
+    client,
+    checked.targets.map((t) => t.cidr),
+  );
   const started: StartedRemediation[] = [];
   for (const target of checked.targets) {
-    const input: RemediationInput = {
-      targets: [target.cidr],
-      action: checked.action,
-      ttlMs: checked.ttlMs,
-      observeMs: checked.observeMs,
-      approval: detection.approval ?? 'none',
-      ...(detection.approval && detection.approval !== 'none' ? { approvalPolicy: config.approval } : {}),
-      reason: detection.reason,
-      detector: detection.detector,
-      requestedBy: detection.requestedBy,
-    };
-    started.push(await signalWithStartIncident(client, config, input, sighting));
+    const input = incidentInput(config, detection, { ...checked, targets: [target] });
+    const campaign = campaigns.get(target.cidr);
+    started.push(
+      campaign
+        ? await joinOpenIncident(client, campaign, input, sighting)
+        : await signalWithStartIncident(client, config, input, sighting),
+    );
   }
   return started;
+}
+
+/** Running campaign incidents (by target) whose searchable target list names one of `cidrs`. */
+async function openCampaignsHolding(client: Client, cidrs: string[]): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  for (const [cidr, workflowId] of await findOpenIncidents(client, cidrs)) {
+    if (workflowId.startsWith(CAMPAIGN_ID_PREFIX)) found.set(cidr, workflowId);
+  }
+  return found;
+}
+
+/**
+ * Which of `cidrs` a running incident already holds, from the visibility store: one query per
+ * hundred targets. A campaign lists only the first targets that fit in a search attribute.
+ */
+export async function findOpenIncidents(client: Client, cidrs: string[]): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const wanted = new Set(cidrs);
+  for (let i = 0; i < cidrs.length; i += 100) {
+    const chunk = cidrs.slice(i, i + 100).map((c) => `'${c.replace(/'/g, '')}'`);
+    const query = `WorkflowType = 'remediate' AND ExecutionStatus = 'Running' AND PerimeterTarget IN (${chunk.join(', ')})`;
+    for await (const wf of client.workflow.list({ query })) {
+      const state = wf.typedSearchAttributes.get(searchAttributes.state) ?? '';
+      if (ENDING_STATES.includes(state)) continue;
+      for (const t of wf.typedSearchAttributes.get(searchAttributes.target) ?? []) {
+        if (wanted.has(t) && !found.has(t)) found.set(t, wf.workflowId);
+      }
+    }
+  }
+  return found;
+}
+
+/** Adds a detection's evidence to an incident that is known to be open. */
+async function joinOpenIncident(
+  client: Client,
+  workflowId: string,
+  input: RemediationInput,
+  sighting: Sighting,
+): Promise<StartedRemediation> {
+  const handle = client.workflow.getHandle(workflowId);
+  await handle.signal(sightingSignal, sighting);
+  const sa = (await handle.describe()).typedSearchAttributes;
+  return {
+    workflowId,
+    target: targetList(input.targets),
+    targets: input.targets,
+    action: input.action,
+    ttlMs: input.ttlMs,
+    joined: true,
+    incident: {
+      action: sa.get(searchAttributes.action) ?? input.action,
+      state: sa.get(searchAttributes.state) ?? '?',
+      expiresAt: sa.get(searchAttributes.expiresAt)?.toISOString(),
+    },
+  };
 }
 
 const RELEASING_WAIT_MS = 30_000;
@@ -142,14 +232,14 @@ const ENDING_STATES = ['releasing', 'released', 'stood-down', 'rejected'];
  * A detection that lands on an incident already on its way out waits for it to close and starts
  * a fresh one — evidence must never vanish into an incident that is releasing.
  */
-async function signalWithStartIncident(
+export async function signalWithStartIncident(
   client: Client,
   config: Config,
   input: RemediationInput,
   sighting: Sighting,
+  workflowId = ipWorkflowId(input.targets[0] ?? ''),
 ): Promise<StartedRemediation> {
-  const target = input.targets[0] ?? '';
-  const workflowId = ipWorkflowId(target);
+  const target = targetList(input.targets);
   for (let attempt = 1; ; attempt++) {
     const requestId = randomUUID();
     const handle = await client.workflow.signalWithStart<typeof remediate, [Sighting]>('remediate', {
@@ -162,14 +252,14 @@ async function signalWithStartIncident(
       memo: { requestId },
       staticSummary: `${input.action} ${target} for ${formatDuration(input.ttlMs)} — ${input.reason}`,
       staticDetails: [
-        `**Target** ${target}`,
+        `**Target${input.targets.length > 1 ? `s (${input.targets.length})` : ''}** ${target}`,
         `**Action** ${input.action}`,
         `**TTL** ${formatDuration(input.ttlMs)} · **observe** ${formatDuration(input.observeMs)}`,
         `**Detector** ${input.detector} · **requested by** ${input.requestedBy}`,
         `**Reason** ${input.reason}`,
       ].join('\n\n'),
       typedSearchAttributes: new TypedSearchAttributes([
-        { key: searchAttributes.target, value: [target] },
+        { key: searchAttributes.target, value: searchableTargets(input.targets) },
         { key: searchAttributes.action, value: input.action },
         { key: searchAttributes.detector, value: input.detector },
         { key: searchAttributes.state, value: 'validating' },
@@ -188,6 +278,7 @@ async function signalWithStartIncident(
     return {
       workflowId,
       target,
+      targets: input.targets,
       action: input.action,
       ttlMs: input.ttlMs,
       joined,

@@ -2,6 +2,7 @@
 import type { KnownBlock } from '@slack/web-api';
 import type { DecisionRecord, Evidence } from '../../workflows/definitions';
 import { formatDuration } from '../domain/durations';
+import { targetList } from '../../workflows/target-list';
 
 export interface ApprovalRequest {
   workflowId: string;
@@ -42,7 +43,10 @@ export function approvalBlocks(r: ApprovalRequest): KnownBlock[] {
     { text: 'Deny', action_id: 'perimeter_deny', style: 'danger' as const },
   ];
   return [
-    { type: 'header', text: { type: 'plain_text', text: `Approve ${r.action} of ${r.targets.join(', ')}?` } },
+    {
+      type: 'header',
+      text: { type: 'plain_text', text: safe(`Approve ${r.action} of ${targetList(r.targets, 3)}?`, 150) },
+    },
     {
       type: 'section',
       fields: [

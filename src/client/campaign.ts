@@ -1,0 +1,84 @@
+/**
+ * Campaigns: one incident for many targets that crossed the same detector rule together — one
+ * approval, one Slack message, one TTL — instead of a workflow per address. Targets that are
+ * already under remediation join their open incident as evidence; targets the policy refuses are
+ * reported and left out, so one internal address in a burst does not stop the rest.
+ */
+import { checkTarget, TargetError } from '../domain/targets';
+import { PolicyError } from '../domain/policy';
+import { campaignWorkflowId, sightingSignal, type Sighting } from '../../workflows/definitions';
+import {
+  checkDetection,
+  findOpenIncidents,
+  firstSighting,
+  incidentInput,
+  signalWithStartIncident,
+  type ClientDeps,
+  type Detection,
+  type StartedRemediation,
+} from './remediation';
+import type { Config } from '../config';
+
+export interface CampaignDetection extends Detection {
+  /** When the burst began (epoch ms): with the detector's name it makes the campaign's ID. */
+  windowStart: number;
+}
+
+export interface StartedCampaign {
+  /** The campaign incident; absent when every target was refused or already held. */
+  campaign?: StartedRemediation;
+  /** Targets already held by another open incident: the evidence went there. */
+  joined: Array<{ target: string; workflowId: string }>;
+  /** Targets the policy refuses, with the reason. */
+  refused: Array<{ target: string; reason: string }>;
+}
+
+/** Splits targets into those the policy accepts (normalised, unique) and those it refuses. */
+export function partitionTargets(
+  config: Config,
+  targets: string[],
+): { accepted: string[]; refused: StartedCampaign['refused'] } {
+  const accepted = new Set<string>();
+  const refused: StartedCampaign['refused'] = [];
+  for (const target of targets) {
+    try {
+      accepted.add(checkTarget(target, config.policy).cidr);
+    } catch (err) {
+      if (!(err instanceof TargetError)) throw err;
+      refused.push({ target, reason: err.message });
+    }
+  }
+  return { accepted: [...accepted], refused };
+}
+
+export async function startCampaign(
+  deps: ClientDeps,
+  detection: CampaignDetection,
+): Promise<StartedCampaign> {
+  const { client, config } = deps;
+  const { accepted, refused } = partitionTargets(config, detection.targets);
+  // Action, TTL and observation window are checked even when no target is left.
+  checkDetection(config, detection, accepted.length > 0 ? accepted : ['192.0.2.1']);
+  if (accepted.length === 0) throw new PolicyError(refused.map((r) => r.reason));
+  const sighting = firstSighting(detection);
+  const open = await findOpenIncidents(client, accepted);
+  const joined: StartedCampaign['joined'] = [];
+  for (const [target, workflowId] of open) {
+    await signalQuietly(deps, workflowId, { ...sighting, source: target });
+    joined.push({ target, workflowId });
+  }
+  const fresh = accepted.filter((t) => !open.has(t));
+  if (fresh.length === 0) return { joined, refused };
+  const input = incidentInput(config, detection, checkDetection(config, detection, fresh));
+  const workflowId = campaignWorkflowId(detection.detector, detection.windowStart);
+  const campaign = await signalWithStartIncident(client, config, input, sighting, workflowId);
+  return { campaign, joined, refused };
+}
+
+/** Evidence for an incident that may have closed since it was found: lost evidence is not an error. */
+async function signalQuietly(deps: ClientDeps, workflowId: string, sighting: Sighting): Promise<void> {
+  await deps.client.workflow
+    .getHandle(workflowId)
+    .signal(sightingSignal, sighting)
+    .catch(() => undefined);
+}

@@ -1,0 +1,48 @@
+/** The body of `POST /v1/detections`: what WAF alarms, scanners and SIEMs send. */
+import { z } from 'zod';
+import { DurationError, parseDuration } from '../domain/durations';
+import { REMEDIATION_ACTIONS } from '../domain/policy';
+
+const duration = z
+  .string()
+  .max(20)
+  .transform((text, ctx) => {
+    try {
+      return parseDuration(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof DurationError ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+
+export const MAX_TARGETS = 1_000;
+
+export const detectionBody = z
+  .strictObject({
+    /** One address or CIDR … */
+    target: z.string().min(1).max(64).optional(),
+    /** … or several: more than one becomes a single campaign incident (one approval, one TTL). */
+    targets: z.array(z.string().min(1).max(64)).min(1).max(MAX_TARGETS).optional(),
+    kind: z.enum(['waf-alarm', 'scanner', 'siem', 'other']),
+    reason: z.string().min(1).max(500),
+    evidence: z
+      .strictObject({
+        classes: z.record(z.string().max(40), z.number().int().min(0).max(1e9)).default({}),
+        samples: z.array(z.string().max(2_000)).max(10).optional(),
+        firstSeen: z.iso.datetime().optional(),
+        lastSeen: z.iso.datetime().optional(),
+        authenticated: z.number().int().min(0).optional(),
+      })
+      .optional(),
+    /** Suggested TTL, e.g. "30m"; the policy's cap still applies. */
+    ttl: duration.optional(),
+    action: z.enum(REMEDIATION_ACTIONS).optional(),
+    observe: duration.optional(),
+    approval: z.enum(['none', 'slack']).optional(),
+  })
+  .refine((b) => (b.target === undefined) !== (b.targets === undefined), {
+    message: 'give either "target" or "targets"',
+    path: ['targets'],
+  });
+
+export type DetectionBody = z.infer<typeof detectionBody>;
