@@ -142,7 +142,8 @@ export class Detector {
 
   private keyOf(rule: DetectorRule, record: LogRecord): string | undefined {
     if (rule.key === 'ip') return record.source;
-    const value = record.headers[rule.key.slice('header:'.length)];
+    const name = rule.key.slice('header:'.length);
+    const value = Object.hasOwn(record.headers, name) ? record.headers[name] : undefined;
     return value ? value : undefined;
   }
 
