@@ -3,6 +3,8 @@
  * incidents, blocks appear in the WAF emulator's IP sets, one is released by its TTL, one by
  * an operator, and bad input is refused — so a newcomer sees the whole loop.
  */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { Connection, Client } from '@temporalio/client';
 import {
   decideRemediation,
@@ -22,6 +24,7 @@ import { incidentUrl } from './context';
 import { remediationTable, setTable, timeline } from './format';
 import { startAndAnnounce, stopOnSignal } from './dev';
 
+const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 const say = (line = '') => console.log(line);
 const step = (n: number, text: string) => say(`\n── ${n}. ${text}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,6 +38,29 @@ async function portOr(preferred: number): Promise<number> {
 
 function sqliProbe(ip: string, n: number): string {
   return `${ip} - - "GET /api/search?q=1'%20UNION%20SELECT%20password%20FROM%20users--&page=${n} HTTP/1.1" 403`;
+}
+
+const EXAMPLE_LOG = path.join(PROJECT_ROOT, 'examples', 'access.log');
+const EXAMPLE_CONFIG = path.join(PROJECT_ROOT, 'examples', 'detectors.yaml');
+
+/** Runs the real `perimeter` command against the demo's stack, its output indented under the step. */
+function runCliForDemo(stack: DevStack, args: string[]): Promise<void> {
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: stack.temporal.address,
+    AWS_ENDPOINT_URL_WAFV2: stack.waf.endpoint,
+    PERIMETER_TEMPORAL_UI_URL: stack.temporal.uiUrl,
+  };
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'perimeter.js'), ...args], { env });
+    const indent = (chunk: Buffer) => process.stdout.write(chunk.toString().replace(/^(?=.)/gm, '   '));
+    child.stdout.on('data', indent);
+    child.stderr.on('data', indent);
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`perimeter ${args[0]} exited with ${code}`)),
+    );
+  });
 }
 
 async function scenario(stack: DevStack, client: Client): Promise<void> {
@@ -131,7 +157,17 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   say('');
   say(remediationTable(await listRemediations(client)));
 
-  step(6, 'A detection that needs a person: it waits for approval (Slack buttons, or the CLI here)');
+  step(
+    6,
+    'A log detector replays examples/access.log (`perimeter detect … --config examples/detectors.yaml`)',
+  );
+  say('   344 lines: shoppers, one SQL injector, a Nikto scan, a burst of 12 XSS sprayers, an internal');
+  say('   sqlmap run, a source below the threshold, and three garbage lines');
+  await runCliForDemo(stack, ['detect', EXAMPLE_LOG, '--config', EXAMPLE_CONFIG, '--no-progress']);
+  await showSet('block');
+  await showSet('challenge');
+
+  step(7, 'A detection that needs a person: it waits for approval (Slack buttons, or the CLI here)');
   const [asked] = await startRemediation(deps, {
     targets: ['203.0.113.77'],
     action: 'block',
@@ -159,7 +195,7 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   say(`   \`perimeter approve ${asked.target}\` → approved by ${decided.by}, now ${decided.state}`);
   await showSet('block');
 
-  step(7, 'An operator releases the /24 early (`perimeter unblock 198.51.100.0/24`)');
+  step(8, 'An operator releases the /24 early (`perimeter unblock 198.51.100.0/24`)');
   const released = await releaseRemediation(client, '198.51.100.0/24', {
     by: 'demo-operator',
     reason: 'false positive',
@@ -167,7 +203,7 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   say(`   ${released.workflowId}: ${released.state}`);
   await showSet('challenge');
 
-  step(8, `Waiting for the 20 s TTL of ${first.target} to end …`);
+  step(9, `Waiting for the 20 s TTL of ${first.target} to end …`);
   const deadline = Date.now() + 40_000;
   while ((await gateway.check('block', [first.target])).present.length > 0 && Date.now() < deadline)
     await sleep(250);
@@ -177,7 +213,7 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   say(`   ${first.target}: ${after.state} at ${after.releasedAt ?? '?'}`);
   await showSet('block');
 
-  step(9, `The incident's story (\`perimeter show ${first.target}\`)`);
+  step(10, `The incident's story (\`perimeter show ${first.target}\`)`);
   say(timeline(first.workflowId, await incidentStatus(client, first.workflowId)));
 }
 

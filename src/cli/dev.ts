@@ -1,9 +1,11 @@
 /** `perimeter dev`: the whole local stack in one process tree, until Ctrl-C. */
+import { randomBytes } from 'node:crypto';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { startDevStack, type DevStack } from '../dev/stack';
 import { allManagedSets } from '../waf/names';
 import { connectTemporal } from '../client/temporal';
 import { createSlackApp } from '../slack/app';
+import { startIngestServer, type IngestServer } from '../ingest/server';
 import { cliEnv } from './context';
 
 export interface DevOptions {
@@ -12,6 +14,8 @@ export interface DevOptions {
   wafPort: number;
   /** Serves the Slack app here when Slack is configured. */
   slackPort?: number;
+  /** Serves the ingest endpoint here. */
+  ingestPort?: number;
 }
 
 export async function startAndAnnounce(options: DevOptions): Promise<DevStack> {
@@ -83,6 +87,39 @@ export async function runDev(options: DevOptions): Promise<void> {
       '  Slack app         not configured (no SLACK_BOT_TOKEN): approve with `perimeter approve <id>`',
     );
   }
+  const ingest = await startDevIngest(stack, options.ingestPort ?? 8088);
   console.log('Ctrl-C stops everything.');
-  await stopOnSignal(stack, stopSlack);
+  await stopOnSignal(stack, async () => {
+    await ingest.close();
+    await stopSlack?.();
+  });
+}
+
+/**
+ * The ingest endpoint beside the local stack. Without PERIMETER_INGEST_TOKENS it makes a token
+ * for this run only, and prints it: the endpoint is never open without one.
+ */
+async function startDevIngest(stack: DevStack, port: number): Promise<IngestServer> {
+  let { config } = stack;
+  let token: string | undefined;
+  if (config.ingest.clients.length === 0) {
+    token = randomBytes(24).toString('hex');
+    config = { ...config, ingest: { ...config.ingest, clients: [{ name: 'local', token }] } };
+  }
+  const { client, connection } = await connectTemporal(config);
+  const server = await startIngestServer({
+    client,
+    config,
+    listen: { host: '127.0.0.1', port },
+    log: (line) => console.log(`[ingest] ${line}`),
+  });
+  console.log(`  Ingest endpoint   POST ${server.url}/v1/detections`);
+  if (token) console.log(`                    Authorization: Bearer ${token}   (this run only)`);
+  return {
+    url: server.url,
+    close: async () => {
+      await server.close();
+      await connection.close();
+    },
+  };
 }

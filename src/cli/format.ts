@@ -3,6 +3,7 @@ import type { IncidentStatus } from '../../workflows/definitions';
 import type { ActiveRemediation } from '../client/remediation';
 import { formatDuration } from '../domain/durations';
 import type { ManagedSetStatus } from '../waf/provision';
+import { targetList } from '../../workflows/target-list';
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -24,7 +25,7 @@ export function remediationTable(items: ActiveRemediation[]): string {
   if (items.length === 0) return 'no active remediations';
   return table(
     ['TARGET', 'ACTION', 'STATE', 'EXPIRES', 'WORKFLOW ID'],
-    items.map((r) => [r.targets.join(','), r.action, r.state, until(r.expiresAt), r.workflowId]),
+    items.map((r) => [targetList(r.targets, 2), r.action, r.state, until(r.expiresAt), r.workflowId]),
   );
 }
 
@@ -50,7 +51,7 @@ export function timeline(workflowId: string, status: IncidentStatus): string {
     .join(' ');
   const head = [
     `${workflowId}`,
-    `  ${status.action} ${status.targets.join(', ')} — ${status.state}`,
+    `  ${status.action} ${targetList(status.targets, 10)} — ${status.state}`,
     `  reason: ${status.reason} (detector ${status.detector})`,
     `  ttl ${formatDuration(status.ttlMs)}, observe ${formatDuration(status.observeMs)}` +
       (status.releasedAt

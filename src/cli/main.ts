@@ -24,6 +24,8 @@ import { cliConfig, incidentUrl, whoAmI, withTemporal } from './context';
 import { remediationTable, setTable, timeline } from './format';
 import type * as DevCommand from './dev';
 import type * as DemoCommand from './demo';
+import type * as DetectCommand from './detect';
+import type * as IngestModule from '../ingest/server';
 import type * as WorkerModule from '../worker';
 import type * as SlackAppModule from '../slack/app';
 import type * as TemporalClientModule from '../client/temporal';
@@ -45,6 +47,13 @@ function duration(value: string): number {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+}
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidArgumentError(`"${value}" is not a positive whole number`);
+  return n;
 }
 
 function port(value: string): number {
@@ -78,9 +87,8 @@ export function buildProgram(): Command {
       port,
       3000,
     )
-    .action(async (o: { temporalPort: number; uiPort: number; wafPort: number; slackPort: number }) =>
-      lazy<typeof DevCommand>('./dev').runDev(o),
-    );
+    .option('--ingest-port <port>', 'ingest endpoint port (POST /v1/detections)', port, 8088)
+    .action(async (o: DevCommand.DevOptions) => lazy<typeof DevCommand>('./dev').runDev(o));
 
   program
     .command('demo')
@@ -231,6 +239,70 @@ export function buildProgram(): Command {
     );
 
   program
+    .command('detect')
+    .description('read access logs, and start an incident for each source that crosses a rule')
+    .argument('<files...>', 'log files (AWS WAF JSON lines, ALB, or nginx/Apache combined)')
+    .addOption(
+      new Option('--format <format>', 'log format')
+        .choices(['auto', 'aws-waf', 'alb', 'combined'])
+        .default('auto'),
+    )
+    .option('--follow', 'keep reading what is appended, across rotation (like tail -F)')
+    .option('--from-start', 'with --follow: read what the files already hold first')
+    .option('--config <file>', 'detector config (YAML or JSON): rules, thresholds, windows, actions')
+    .option('--test', 'start nothing: report what each line matched and which incidents would start')
+    .option('--json', 'machine-readable output: with --test one object per line, then a summary')
+    .option('--threshold <n>', 'attack requests within the window that start an incident (default 5)', count)
+    .option('--window <duration>', 'sliding window (default 60s)', duration)
+    .option('--ttl <duration>', 'how long remediations hold (default PERIMETER_DEFAULT_TTL)', duration)
+    .option('--observe <duration>', 'dry-run window first (default PERIMETER_DEFAULT_OBSERVE)', duration)
+    .addOption(
+      new Option('--approval <mode>', 'slack: a person approves each incident').choices(['none', 'slack']),
+    )
+    .addOption(new Option('--action <action>', 'what the WAF does').choices(REMEDIATION_ACTIONS))
+    .option('--no-progress', 'no progress line on stderr')
+    .action(async (files: string[], o: Record<string, unknown>) => {
+      const detect = lazy<typeof DetectCommand>('./detect');
+      const { window, ttl, observe, ...rest } = o as { window?: number; ttl?: number; observe?: number };
+      const stats = await detect.runDetect(files, {
+        ...(rest as DetectCommand.DetectOptions),
+        ...(window !== undefined ? { windowMs: window } : {}),
+        ...(ttl !== undefined ? { ttlMs: ttl } : {}),
+        ...(observe !== undefined ? { observeMs: observe } : {}),
+      });
+      if (stats.lines === 0 && !o.follow) process.stderr.write('perimeter: the files hold no lines\n');
+    });
+
+  program
+    .command('ingest')
+    .description(
+      'serve POST /v1/detections for WAF alarms, scanners and SIEMs (bearer tokens: PERIMETER_INGEST_TOKENS)',
+    )
+    .option('--port <port>', 'listen port (default PERIMETER_INGEST_PORT)', port)
+    .option('--host <host>', 'listen address (default PERIMETER_INGEST_HOST)')
+    .action(async (o: { port?: number; host?: string }) => {
+      const config = cliConfig();
+      const { startIngestServer } = lazy<typeof IngestModule>('../ingest/server');
+      const { connectTemporal } = lazy<typeof TemporalClientModule>('../client/temporal');
+      const { client, connection } = await connectTemporal(config);
+      const server = await startIngestServer({
+        client,
+        config,
+        listen: { host: o.host ?? config.ingest.host, port: o.port ?? config.ingest.port },
+        log: (line) => console.log(line),
+      });
+      console.log(
+        `ingest: POST ${server.url}/v1/detections (${config.ingest.clients.length} clients); Ctrl-C stops`,
+      );
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await server.close();
+      await connection.close();
+    });
+
+  program
     .command('unblock')
     .description('release a remediation now')
     .argument('<target-or-workflow-id>')
@@ -324,6 +396,8 @@ export function buildProgram(): Command {
 /** Maps the errors a person can act on to one clear line; anything else keeps its stack. */
 export function explain(err: unknown): { message: string; code: number } {
   if (err instanceof PolicyError) return { message: `refused: ${err.problems.join('\n         ')}`, code: 2 };
+  if (err instanceof Error && (err.name === 'DetectorConfigError' || err.name === 'DetectUsageError'))
+    return { message: err.message, code: 2 };
   if (err instanceof TargetError || err instanceof DurationError || err instanceof UsageError) {
     return { message: err.message, code: 2 };
   }

@@ -8,6 +8,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { startCampaign } from '../client/campaign';
 import { startRemediation, type ClientDeps, type Detection } from '../client/remediation';
 import { PolicyError } from '../domain/policy';
+import { parseTarget } from '../domain/targets';
 import { sightingSignal, type Sighting } from '../../workflows/definitions';
 import type { DetectorConfig } from './config';
 import type { Detector, DetectorOutput, PlannedIncident } from './engine';
@@ -158,7 +159,11 @@ export class TemporalDispatcher implements DetectorOutput {
           detector: `${this.config.detector}.${rule.name}`,
           windowStart: incident.windowStart,
         });
-        for (const j of result.joined) ids.set(j.target, j.workflowId);
+        const joinedAt = new Map(result.joined.map((j) => [j.target, j.workflowId]));
+        for (const t of incident.targets) {
+          const existing = joinedAt.get(cidrOf(t));
+          if (existing) ids.set(t, existing);
+        }
         this.stats.joined += result.joined.length;
         if (result.refused.length > 0) {
           this.stats.refused += result.refused.length;
@@ -238,4 +243,13 @@ export class TemporalDispatcher implements DetectorOutput {
 
 function emptySighting(detector: string, source: string, at: number): Sighting {
   return { detector, source, at: new Date(at).toISOString(), classes: {} };
+}
+
+/** The normalised CIDR the client layer reports for an address as logged. */
+function cidrOf(source: string): string {
+  try {
+    return parseTarget(source).cidr;
+  } catch {
+    return source;
+  }
 }

@@ -29,6 +29,8 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(services).sort()).toEqual(
       [
         'postgresql',
+        'detector',
+        'ingest',
         'slack',
         'temporal',
         'temporal-setup',
@@ -42,6 +44,8 @@ describe('docker-compose.yml', () => {
     expect(services.worker?.command).toEqual(['worker']);
     expect(services['waf-init']?.command).toEqual(['waf', 'init']);
     expect(services['waf-emulator']?.profiles).toEqual(['local-waf']);
+    expect(services.ingest?.command).toEqual(['ingest']);
+    expect(services.detector?.command?.slice(0, 3)).toEqual(['detect', '/logs/access.log', '--follow']);
   });
 
   it('pins every image and publishes ports on loopback only', () => {
@@ -52,7 +56,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('passes the perimeter only variables its config schema reads', () => {
-    for (const name of ['worker', 'waf-init', 'slack']) {
+    for (const name of ['worker', 'waf-init', 'slack', 'ingest', 'detector']) {
       for (const key of Object.keys(services[name]?.environment ?? {}))
         expect(CONFIG_VARIABLES).toContain(key);
     }
