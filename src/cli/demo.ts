@@ -164,6 +164,14 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   say('   344 lines: shoppers, one SQL injector, a Nikto scan, a burst of 12 XSS sprayers, an internal');
   say('   sqlmap run, a source below the threshold, and three garbage lines');
   await runCliForDemo(stack, ['detect', EXAMPLE_LOG, '--config', EXAMPLE_CONFIG, '--no-progress']);
+  const applied = Date.now() + 15_000;
+  while (
+    (await gateway.check('block', ['203.0.113.66/32', '203.0.113.161/32'])).present.length < 2 &&
+    Date.now() < applied
+  ) {
+    await sleep(100);
+  }
+  say('   a moment later the incidents have applied their remediations:');
   await showSet('block');
   await showSet('challenge');
 

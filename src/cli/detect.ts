@@ -218,7 +218,7 @@ function printSummary(
   const d = extra.dispatch;
   if (d) {
     console.log(
-      `  incidents: ${d.incidentsStarted} started, ${d.campaignsStarted} campaigns started, ${d.joined} joined open incidents, ${d.refused} targets refused, ${d.sightingsSent} sightings sent${d.errors ? `, ${d.errors} errors` : ''}`,
+      `  incidents: ${d.incidentsStarted} started, ${d.campaignsStarted} campaign(s) started, ${d.joined} joined open incidents, ${d.refused} targets refused, ${d.sightingsSent} sightings sent${d.errors ? `, ${d.errors} errors` : ''}`,
     );
   }
 }

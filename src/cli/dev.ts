@@ -107,11 +107,17 @@ async function startDevIngest(stack: DevStack, port: number): Promise<IngestServ
     config = { ...config, ingest: { ...config.ingest, clients: [{ name: 'local', token }] } };
   }
   const { client, connection } = await connectTemporal(config);
-  const server = await startIngestServer({
-    client,
-    config,
-    listen: { host: '127.0.0.1', port },
-    log: (line) => console.log(`[ingest] ${line}`),
+  const start = (listenPort: number) =>
+    startIngestServer({
+      client,
+      config,
+      listen: { host: '127.0.0.1', port: listenPort },
+      log: (line) => console.log(`[ingest] ${line}`),
+    });
+  // A busy port must not take the whole local stack down: any free port will do.
+  const server = await start(port).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EADDRINUSE') throw err;
+    return start(0);
   });
   console.log(`  Ingest endpoint   POST ${server.url}/v1/detections`);
   if (token) console.log(`                    Authorization: Bearer ${token}   (this run only)`);
