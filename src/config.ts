@@ -3,20 +3,10 @@
  * (normally `process.env`); nothing else in the project reads `process.env`.
  */
 import { z } from 'zod';
-import { DurationError, formatDuration, parseDuration } from './domain/durations';
+import { formatDuration } from './domain/durations';
+import { toMilliseconds } from './domain/duration-schema';
 
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((text, ctx) => {
-      try {
-        return parseDuration(text);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: err instanceof DurationError ? err.message : String(err) });
-        return z.NEVER;
-      }
-    });
+const duration = (fallback: string) => z.string().default(fallback).transform(toMilliseconds);
 
 const prefixLength = (fallback: number, max: number) =>
   z.coerce.number().int().min(1).max(max).default(fallback);

@@ -7,18 +7,11 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { z } from 'zod';
-import { DurationError, parseDuration } from '../domain/durations';
+import { durationText } from '../domain/duration-schema';
 import { REMEDIATION_ACTIONS, type RemediationAction } from '../domain/policy';
 import { ATTACK_CLASSES, type AttackClass } from './types';
 
-const duration = z.string().transform((text, ctx) => {
-  try {
-    return parseDuration(text);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: err instanceof DurationError ? err.message : String(err) });
-    return z.NEVER;
-  }
-});
+const duration = durationText;
 const positiveDuration = duration.refine((ms) => ms > 0, 'must be longer than 0s');
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$/, 'letters, digits, ".", "-" and "_" only');
 const threshold = z.number().int().min(1).max(1_000_000);

@@ -1,19 +1,9 @@
 /** The body of `POST /v1/detections`: what WAF alarms, scanners and SIEMs send. */
 import { z } from 'zod';
-import { DurationError, parseDuration } from '../domain/durations';
+import { durationText } from '../domain/duration-schema';
 import { REMEDIATION_ACTIONS } from '../domain/policy';
 
-const duration = z
-  .string()
-  .max(20)
-  .transform((text, ctx) => {
-    try {
-      return parseDuration(text);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: err instanceof DurationError ? err.message : String(err) });
-      return z.NEVER;
-    }
-  });
+const duration = durationText;
 
 export const MAX_TARGETS = 1_000;
 
