@@ -5,9 +5,15 @@
  */
 import { measureApprovalLatency } from './approval-latency';
 import { measureBlockLatency, summarise } from './block-latency';
+import { benchDetectors } from './detectors';
 import { percentile, startBenchStack } from './stack';
 
 async function main(): Promise<void> {
+  // Detectors: no stack needed. `BENCH_ONLY=detectors` runs this section alone.
+  await benchDetectors();
+  if (process.env.BENCH_ONLY === 'detectors') return;
+  console.log('');
+
   const runs = Number(process.env.BENCH_RUNS ?? 20);
   const stack = await startBenchStack();
   try {
