@@ -154,7 +154,7 @@ export class Detector {
     const evidence = this.toIncidentEvidence(window, sources);
     const keyed = state.rule.key !== 'ip';
     if (keyed && sources.length > 1) {
-      // One API key or agent behind many addresses is one actor: one incident for all of them.
+      // One API key or user agent behind many addresses is one actor: one incident for all of them.
       this.emit(
         state,
         'campaign',
