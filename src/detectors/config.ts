@@ -3,11 +3,9 @@
  * which sliding window make an incident, and what that incident does. Validated with zod; an
  * error names the file, the line and the field.
  */
-import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { z } from 'zod';
 import { durationText } from '../domain/duration-schema';
+import { ConfigFileError, fieldPath, readConfigFile } from '../config-file';
 import { REMEDIATION_ACTIONS, type RemediationAction } from '../domain/policy';
 import { ATTACK_CLASSES, type AttackClass } from './types';
 
@@ -137,48 +135,10 @@ function resolve(file: z.infer<typeof schema>, o: DetectorOverrides): DetectorCo
 /** Reads a YAML or JSON detector config; errors carry the file name and line. */
 export function loadDetectorConfig(path: string | undefined, overrides: DetectorOverrides = {}) {
   if (!path) return parseDetectorConfig({}, overrides);
-  let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    return resolve(readConfigFile(path, schema, 'detector config'), overrides);
   } catch (err) {
-    throw new DetectorConfigError(`cannot read detector config ${path}: ${(err as Error).message}`);
+    if (err instanceof ConfigFileError) throw new DetectorConfigError(err.message);
+    throw err;
   }
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const syntax = doc.errors[0];
-  if (syntax) {
-    const kind = extname(path) === '.json' ? 'JSON' : 'YAML';
-    const at = lines.linePos(syntax.pos[0]);
-    throw new DetectorConfigError(`${path}:${at.line}: not valid ${kind}: ${syntax.message.split('\n')[0]}`);
-  }
-  const parsed = schema.safeParse(doc.toJS() ?? {});
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const node = nodeAt(doc.contents, issue.path);
-      const line = node?.range ? `:${lines.linePos(node.range[0]).line}` : '';
-      return `${path}${line}: ${fieldPath(issue.path)}: ${issue.message}`;
-    });
-    throw new DetectorConfigError(problems.join('\n'));
-  }
-  return resolve(parsed.data, overrides);
-}
-
-/** The deepest node on `path` that exists: a missing field is reported at its parent. */
-function nodeAt(root: unknown, path: readonly PropertyKey[]): Node | undefined {
-  let node = root as Node | undefined;
-  for (const key of path) {
-    let next: unknown;
-    if (isMap(node)) next = node.get(String(key), true);
-    else if (isSeq(node)) next = node.get(Number(key), true);
-    if (next === undefined || next === null) break;
-    node = next as Node;
-  }
-  return node;
-}
-
-function fieldPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return '(top level)';
-  return path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
-    .join('');
 }
