@@ -7,13 +7,20 @@ import { ApplicationFailure } from '@temporalio/common';
 import { checkRemediation, PolicyError, type PolicyLimits, type SetAction } from '../src/domain/policy';
 import type { CheckResult, SetChangeResult, WafGateway } from '../src/waf/gateway';
 import { ErrorTypes, toApplicationFailure } from './errors';
+import { allowlisted, allowlistMessage } from '../src/domain/allowlist';
+import { parseTarget } from '../src/domain/targets';
+import type { Policy } from '../src/policy/policy';
 import type { DecisionRecord } from '../workflows/definitions';
 import { decisionOutcome, type ApprovalRequest } from '../src/slack/messages';
 import type { ApprovalNotifier, MessageRef } from '../src/slack/notifier';
 
 export interface ActivityDeps {
   waf: WafGateway;
+  /** Used instead of `waf` for incidents validated under the global dry-run switch. */
+  dryRunWaf: WafGateway;
   limits: PolicyLimits;
+  /** The policy in force now (it can change while incidents run). */
+  policy: () => Policy;
   notifier: ApprovalNotifier;
   /** The incident's page in the Temporal Web UI, for messages. */
   incidentUrl: (workflowId: string) => string;
@@ -41,11 +48,15 @@ export interface ValidatedRemediation {
   targets: string[];
   /** The caps the workflow keeps applying after validation (extend, …). */
   limits: PolicyLimits;
+  /** Log-only: the incident runs in full, and its WAF writes only log. Absent means false. */
+  dryRun?: boolean;
 }
 
 export interface SetChangeInput {
   action: SetAction;
   cidrs: string[];
+  /** The incident was validated in dry-run mode: only log. Fixed per incident, so a switch flipped mid-incident never strands a block. */
+  dryRun?: boolean;
 }
 
 /**
@@ -67,21 +78,31 @@ async function wafCall<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+function policyRejected(message: string, problems: string[]): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: ErrorTypes.PolicyRejected,
+    message,
+    nonRetryable: true,
+    details: [problems],
+  });
+}
+
 export function createActivities(deps: ActivityDeps) {
+  const gateway = (input: SetChangeInput) => (input.dryRun ? deps.dryRunWaf : deps.waf);
   return {
     /** Policy check with the worker's limits; a refusal is permanent and says why. */
     async validateRemediation(input: ValidateInput): Promise<ValidatedRemediation> {
+      const policy = deps.policy();
       try {
-        const checked = checkRemediation(input, deps.limits);
-        return { targets: checked.targets.map((t) => t.cidr), limits: deps.limits };
+        const checked = checkRemediation(input, deps.limits, policy.allowlist);
+        return {
+          targets: checked.targets.map((t) => t.cidr),
+          limits: deps.limits,
+          ...(policy.dryRun ? { dryRun: true } : {}),
+        };
       } catch (err) {
         if (!(err instanceof PolicyError)) throw err;
-        throw ApplicationFailure.create({
-          type: ErrorTypes.PolicyRejected,
-          message: err.message,
-          nonRetryable: true,
-          details: [err.problems],
-        });
+        throw policyRejected(err.message, err.problems);
       }
     },
 
@@ -90,12 +111,20 @@ export function createActivities(deps: ActivityDeps) {
      * before belongs to someone else, and the incident must leave it as found.
      */
     async checkIpSet(input: SetChangeInput): Promise<CheckResult> {
-      return wafCall(() => deps.waf.check(input.action, input.cidrs, { signal: attemptSignal() }));
+      return wafCall(() => gateway(input).check(input.action, input.cidrs, { signal: attemptSignal() }));
     },
 
     /** Adds the CIDRs to the action's managed IP sets (read-modify-write with the lock token). */
     async addToIpSet(input: SetChangeInput): Promise<SetChangeResult> {
-      return wafCall(() => deps.waf.apply(input.action, input.cidrs, { signal: attemptSignal() }));
+      // The policy may have changed since validation: an allowlisted range is never written.
+      if (input.action !== 'count') {
+        for (const cidr of input.cidrs) {
+          const target = parseTarget(cidr);
+          const allowed = allowlisted(target, deps.policy().allowlist);
+          if (allowed) throw policyRejected(allowlistMessage(target, allowed), []);
+        }
+      }
+      return wafCall(() => gateway(input).apply(input.action, input.cidrs, { signal: attemptSignal() }));
     },
 
     /** Shows the approval request (Slack, or the worker log); null when there is no message to edit later. */
@@ -125,7 +154,7 @@ export function createActivities(deps: ActivityDeps) {
      */
     async removeFromIpSet(input: SetChangeInput): Promise<SetChangeResult> {
       try {
-        return await deps.waf.release(input.action, input.cidrs, { signal: attemptSignal() });
+        return await gateway(input).release(input.action, input.cidrs, { signal: attemptSignal() });
       } catch (err) {
         // A set missing by name (the gateway re-checks a stale ID first) holds nothing to release.
         if ((err as Error).name === ErrorTypes.WafNotProvisioned) {

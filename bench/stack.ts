@@ -57,7 +57,7 @@ export async function startBenchStack(
     async stop() {
       worker.worker.shutdown();
       await running;
-      await worker.connection.close();
+      await worker.close();
       await connection.close();
       await Promise.all([temporal.stop(), waf.stop()]);
       fs.rmSync(dir, { recursive: true, force: true });

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { formatDuration } from './domain/durations';
 import { toMilliseconds } from './domain/duration-schema';
+import { parseTarget } from './domain/targets';
 
 const duration = (fallback: string) => z.string().default(fallback).transform(toMilliseconds);
 
@@ -88,6 +89,28 @@ const configObject = z.object({
   PERIMETER_INGEST_RATE: z.coerce.number().int().min(1).max(100_000).default(120),
   /** Largest request body accepted, in bytes. */
   PERIMETER_INGEST_MAX_BODY: z.coerce.number().int().min(1_024).max(10_485_760).default(65_536),
+  /** The policy file (YAML or JSON): allowlists, dry-run. */
+  PERIMETER_POLICY: z.string().min(1).optional(),
+  /** CIDRs never remediated, merged into the policy's allowlist (comma-separated). */
+  PERIMETER_ALLOWLIST: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      const out: string[] = [];
+      for (const item of v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)) {
+        try {
+          out.push(parseTarget(item).cidr);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      }
+      return out;
+    }),
+  /** Global log-only mode: incidents run in full, the WAF is never written. */
+  PERIMETER_DRY_RUN: z.stringbool().default(false),
   /** Retry budget for one WAF write's lock conflicts inside a single activity attempt. */
   PERIMETER_WAF_LOCK_RETRIES: z.coerce.number().int().min(0).max(50).default(8),
 });
@@ -159,6 +182,9 @@ export interface Config {
     lockRetries: number;
   };
   stateDir: string;
+  policyFile: string | undefined;
+  allowlist: string[];
+  dryRun: boolean;
   ingest: {
     clients: Array<{ name: string; token: string }>;
     host: string;
@@ -214,6 +240,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       lockRetries: e.PERIMETER_WAF_LOCK_RETRIES,
     },
     stateDir: e.PERIMETER_STATE_DIR,
+    policyFile: e.PERIMETER_POLICY,
+    allowlist: e.PERIMETER_ALLOWLIST,
+    dryRun: e.PERIMETER_DRY_RUN,
     ingest: {
       clients: e.PERIMETER_INGEST_TOKENS,
       host: e.PERIMETER_INGEST_HOST,

@@ -2,7 +2,11 @@
  * Composition root: config → clients → createActivities → Worker. The only place that wires
  * real AWS and Temporal clients to the activities.
  */
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { PolicyStore } from './policy/store';
+import { releaseAllowlisted } from './policy/enforce';
+import { DryRunGateway } from './waf/dry-run-gateway';
 import { createActivities, type Activities } from '../activities';
 import type { WafGateway } from './waf/gateway';
 import { incidentUrl } from './client/temporal';
@@ -13,6 +17,9 @@ import { configuredWaf } from './waf/client';
 export interface PerimeterWorker {
   worker: Worker;
   connection: NativeConnection;
+  policy: PolicyStore;
+  /** Stops watching the policy and closes the connections; call after the worker has stopped. */
+  close(): Promise<void>;
 }
 
 export interface WorkerExtras {
@@ -22,16 +29,24 @@ export interface WorkerExtras {
   wrapGateway?: (gateway: WafGateway) => WafGateway;
   /** Puts something in front of the activities: fault and delay injection in tests. */
   wrapActivities?: (activities: Activities) => Activities;
+  /** Where the worker's own notes go (policy reloads, dry-run writes); stderr by default. */
+  log?: (line: string) => void;
+  /** How often the policy file is checked for changes. */
+  policyPollMs?: number;
 }
 
 export async function createPerimeterWorker(
   config: Config,
   extras: WorkerExtras = {},
 ): Promise<PerimeterWorker> {
+  const log = extras.log ?? ((line: string) => console.error(`[worker] ${line}`));
+  const policy = new PolicyStore(config, log); // throws on a broken policy: never start on one
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const { gateway } = configuredWaf(config.waf);
   const built = createActivities({
     waf: extras.wrapGateway ? extras.wrapGateway(gateway) : gateway,
+    dryRunWaf: new DryRunGateway(log),
+    policy: () => policy.current(),
     notifier: notifierFor(config),
     incidentUrl: (workflowId) => incidentUrl(config, workflowId),
     limits: {
@@ -54,5 +69,30 @@ export async function createPerimeterWorker(
       ? { workflowBundle: extras.workflowBundle }
       : { workflowsPath: require.resolve('../workflows') }),
   });
-  return { worker, connection };
+  // A policy change reaches running incidents: newly allowlisted targets are released early.
+  const client = new Client({
+    connection: await Connection.connect({ address: config.temporal.address }),
+    namespace: config.temporal.namespace,
+  });
+  let enforcing = Promise.resolve();
+  policy.onChange((next) => {
+    enforcing = enforcing
+      .then(() => releaseAllowlisted(client, next, log))
+      .then(
+        () => undefined,
+        (err: unknown) => log(`policy enforcement failed: ${(err as Error).message}`),
+      );
+  });
+  const unwatch = policy.watch(extras.policyPollMs);
+  return {
+    worker,
+    connection,
+    policy,
+    async close() {
+      unwatch();
+      await enforcing;
+      await client.connection.close();
+      await connection.close();
+    },
+  };
 }

@@ -79,6 +79,7 @@ export interface IncidentCarryOver {
   action?: RemediationAction;
   decision?: DecisionRecord;
   approvalMessage?: { channel: string; ts: string };
+  dryRun?: boolean;
 }
 
 export type IncidentState =
@@ -139,6 +140,8 @@ export interface IncidentStatus {
   releasedAt?: string;
   evidence: Evidence;
   timeline: TimelineEntry[];
+  /** The incident ran under the global dry-run switch: the WAF was never written. */
+  dryRun?: boolean;
 }
 
 export interface ReleaseRequest {

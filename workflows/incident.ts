@@ -2,7 +2,13 @@
  * An incident's in-workflow state: evidence, timeline, expiry, and the message handlers that
  * read and change it. remediate.ts tells the story; this file keeps the books.
  */
-import { condition, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  condition,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import type { PolicyLimits } from '../src/domain/policy';
 import { checkTtl, formatDuration } from './durations';
 import { searchableTargets, targetList } from './target-list';
@@ -51,6 +57,8 @@ export class Incident {
   targets: string[];
   ttlMs: number;
   limits: PolicyLimits | undefined;
+  /** Validated under the global dry-run switch: every WAF write of this incident only logs. */
+  dryRun = false;
   appliedAt: number | undefined;
   expiresAt: number | undefined;
   releasedAt: number | undefined;
@@ -99,6 +107,7 @@ export class Incident {
       this.action = r.action ?? input.action;
       this.decision = r.decision;
       this.approvalMessage = r.approvalMessage;
+      this.dryRun = r.dryRun ?? false;
       this.state = 'active';
       this.timeline.push(...r.timeline);
     }
@@ -121,6 +130,7 @@ export class Incident {
       action: this.action,
       decision: this.decision,
       approvalMessage: this.approvalMessage,
+      ...(this.dryRun ? { dryRun: true } : {}),
     };
   }
 
@@ -272,7 +282,7 @@ export class Incident {
     ]);
     const last = this.timeline[this.timeline.length - 1];
     const lines = [
-      `**${this.state}** — ${this.action} ${targetList(this.targets)}`,
+      `**${this.state}${this.dryRun ? ' (dry-run)' : ''}** — ${this.action} ${targetList(this.targets)}`,
       this.expiresAt !== undefined
         ? `expires ${new Date(this.expiresAt).toISOString()}`
         : `TTL ${formatDuration(this.ttlMs)}`,
@@ -280,6 +290,13 @@ export class Incident {
       last ? `last: ${last.message}` : '',
     ];
     setCurrentDetails(lines.filter(Boolean).join('\n\n'));
+  }
+
+  /** Shown wherever the incident is: its timeline, details, memo (for `perimeter list`) and status. */
+  markDryRun(): void {
+    this.dryRun = true;
+    upsertMemo({ dryRun: true });
+    this.note('validate', 'DRY-RUN: the WAF is not changed; every write of this incident is only logged');
   }
 
   status(): IncidentStatus {
@@ -299,6 +316,7 @@ export class Incident {
       releasedAt: iso(this.releasedAt),
       evidence: this.evidence,
       timeline: this.timeline,
+      ...(this.dryRun ? { dryRun: true } : {}),
     };
   }
 }

@@ -110,6 +110,7 @@ async function validate(incident: Incident): Promise<void> {
     );
     incident.targets = checked.targets;
     incident.limits = checked.limits;
+    if (checked.dryRun) incident.markDryRun();
   } catch (err) {
     const cause = (err as { cause?: unknown }).cause;
     if (cause instanceof ApplicationFailure && cause.type === ErrorTypes.PolicyRejected) {
@@ -325,6 +326,11 @@ function tellApprover(incident: Incident, outcome: MessageUpdate['outcome']): vo
   );
 }
 
+/** Present only when set, so incidents outside dry-run schedule exactly what they always did. */
+function dryRunFlag(incident: Incident): { dryRun?: true } {
+  return incident.dryRun ? { dryRun: true } : {};
+}
+
 /** What this incident put in which set: exactly what it may take out again. */
 type Held = Map<SetAction, string[]>;
 
@@ -333,7 +339,7 @@ async function addTo(incident: Incident, held: Held, action: SetAction): Promise
   // What is already there belongs to someone else (a person, another tool): never ours to remove.
   const { present } = await checkIpSet.executeWithOptions(
     { ...applyOptions, summary: `check ${action} set for ${targetList(cidrs)}` },
-    [{ action, cidrs }],
+    [{ action, cidrs, ...dryRunFlag(incident) }],
   );
   const owned = cidrs.filter((c) => !present.includes(c));
   if (present.length > 0) {
@@ -349,7 +355,7 @@ async function addTo(incident: Incident, held: Held, action: SetAction): Promise
   // The incident's cancellation takes effect at the next step, and then releases this.
   await CancellationScope.nonCancellable(() =>
     addToIpSet.executeWithOptions({ ...applyOptions, summary: `add ${targetList(owned)} to ${action} set` }, [
-      { action, cidrs: owned },
+      { action, cidrs: owned, ...dryRunFlag(incident) },
     ]),
   );
 }
@@ -360,7 +366,7 @@ async function removeFrom(incident: Incident, held: Held, action: SetAction): Pr
   if (cidrs.length > 0) {
     await removeFromIpSet.executeWithOptions(
       { ...releaseOptions, summary: `remove ${targetList(cidrs)} from ${action} set` },
-      [{ action, cidrs }],
+      [{ action, cidrs, ...dryRunFlag(incident) }],
     );
   }
   held.delete(action);

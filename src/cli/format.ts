@@ -25,7 +25,13 @@ export function remediationTable(items: ActiveRemediation[]): string {
   if (items.length === 0) return 'no active remediations';
   return table(
     ['TARGET', 'ACTION', 'STATE', 'EXPIRES', 'WORKFLOW ID'],
-    items.map((r) => [targetList(r.targets, 2), r.action, r.state, until(r.expiresAt), r.workflowId]),
+    items.map((r) => [
+      targetList(r.targets, 2),
+      r.action,
+      r.dryRun ? `${r.state} (dry-run)` : r.state,
+      until(r.expiresAt),
+      r.workflowId,
+    ]),
   );
 }
 
@@ -51,7 +57,7 @@ export function timeline(workflowId: string, status: IncidentStatus): string {
     .join(' ');
   const head = [
     `${workflowId}`,
-    `  ${status.action} ${targetList(status.targets, 10)} — ${status.state}`,
+    `  ${status.action} ${targetList(status.targets, 10)} — ${status.state}${status.dryRun ? ' (DRY-RUN: the WAF was not changed)' : ''}`,
     `  reason: ${status.reason} (detector ${status.detector})`,
     `  ttl ${formatDuration(status.ttlMs)}, observe ${formatDuration(status.observeMs)}` +
       (status.releasedAt

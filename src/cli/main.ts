@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { ConfigError, loadConfig } from '../config';
+import { loadPolicy } from '../policy/policy';
 import {
   decideRemediation,
   extendRemediation,
@@ -127,10 +128,14 @@ export function buildProgram(): Command {
       const config = loadConfig(process.env);
       // Loaded on demand: the worker SDK is heavy, and the other commands should start fast.
       const { createPerimeterWorker } = lazy<typeof WorkerModule>('../worker');
-      const { worker, connection } = await createPerimeterWorker(config);
+      const perimeter = await createPerimeterWorker(config);
       console.error(`worker polling task queue "${config.temporal.taskQueue}" on ${config.temporal.address}`);
-      await worker.run();
-      await connection.close();
+      const p = perimeter.policy.current();
+      console.error(
+        `policy: ${p.source}, ${p.allowlist.length} allowlist entries${p.dryRun ? ', DRY-RUN (the WAF is never written)' : ''}`,
+      );
+      await perimeter.worker.run();
+      await perimeter.close();
     });
 
   const waf = program.command('waf').description('the managed WAF resources');
@@ -303,6 +308,31 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('policy')
+    .description('the policy file: allowlists and the dry-run switch')
+    .command('check')
+    .description('validate a policy file before deploying it (exit 2 with file:line: field: reason)')
+    .argument('<file>')
+    .option('--json', 'print the policy as loaded')
+    .action((file: string, o: { json?: boolean }) => {
+      const policy = loadPolicy(cliConfig(), file);
+      if (o.json) return print(policy);
+      print(
+        `${file}: valid — ${policy.allowlist.length} allowlist entries${policy.dryRun ? ', dry-run on' : ''}`,
+      );
+      const now = Date.now();
+      for (const e of policy.allowlist) {
+        const expiry =
+          e.expiresAt === undefined
+            ? ''
+            : e.expiresAt > now
+              ? ` (until ${new Date(e.expiresAt).toISOString()})`
+              : ' (EXPIRED)';
+        print(`  ${e.cidr.padEnd(20)} ${e.comment}${expiry}`);
+      }
+    });
+
+  program
     .command('unblock')
     .description('release a remediation now')
     .argument('<target-or-workflow-id>')
@@ -396,7 +426,10 @@ export function buildProgram(): Command {
 /** Maps the errors a person can act on to one clear line; anything else keeps its stack. */
 export function explain(err: unknown): { message: string; code: number } {
   if (err instanceof PolicyError) return { message: `refused: ${err.problems.join('\n         ')}`, code: 2 };
-  if (err instanceof Error && (err.name === 'DetectorConfigError' || err.name === 'DetectUsageError'))
+  if (
+    err instanceof Error &&
+    ['DetectorConfigError', 'DetectUsageError', 'ConfigFileError'].includes(err.name)
+  )
     return { message: err.message, code: 2 };
   if (err instanceof TargetError || err instanceof DurationError || err instanceof UsageError) {
     return { message: err.message, code: 2 };

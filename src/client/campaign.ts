@@ -6,6 +6,8 @@
  */
 import { checkTarget, TargetError } from '../domain/targets';
 import { PolicyError } from '../domain/policy';
+import { allowlisted, allowlistMessage } from '../domain/allowlist';
+import { clientPolicy } from '../policy/store';
 import { campaignWorkflowId, sightingSignal, type Sighting } from '../../workflows/definitions';
 import {
   checkDetection,
@@ -40,9 +42,13 @@ export function partitionTargets(
 ): { accepted: string[]; refused: StartedCampaign['refused'] } {
   const accepted = new Set<string>();
   const refused: StartedCampaign['refused'] = [];
+  const { allowlist } = clientPolicy(config);
   for (const target of targets) {
     try {
-      accepted.add(checkTarget(target, config.policy).cidr);
+      const checked = checkTarget(target, config.policy);
+      const allowed = allowlisted(checked, allowlist);
+      if (allowed) refused.push({ target, reason: allowlistMessage(checked, allowed) });
+      else accepted.add(checked.cidr);
     } catch (err) {
       if (!(err instanceof TargetError)) throw err;
       refused.push({ target, reason: err.message });

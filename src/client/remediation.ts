@@ -8,6 +8,7 @@ import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@tempor
 import type { UpdateDefinition } from '@temporalio/common';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../config';
+import { clientPolicy } from '../policy/store';
 import { formatDuration } from '../domain/durations';
 import { checkRemediation, type RemediationAction } from '../domain/policy';
 import { parseTarget } from '../domain/targets';
@@ -93,6 +94,7 @@ export function checkDetection(config: Config, detection: Detection, targets = d
       observeMs: detection.observeMs ?? config.policy.defaultObserveMs,
     },
     limitsOf(config),
+    clientPolicy(config).allowlist,
   );
 }
 
@@ -398,6 +400,8 @@ export interface ActiveRemediation {
   detector: string;
   expiresAt: string | undefined;
   startedAt: string;
+  /** Running under the global dry-run switch: nothing is written to the WAF. */
+  dryRun: boolean;
 }
 
 /** Open incidents, from Temporal's visibility store (search attributes only; no worker needed). */
@@ -414,6 +418,7 @@ export async function listRemediations(client: Client): Promise<ActiveRemediatio
       detector: sa.get(searchAttributes.detector) ?? '?',
       expiresAt: sa.get(searchAttributes.expiresAt)?.toISOString(),
       startedAt: wf.startTime.toISOString(),
+      dryRun: wf.memo?.dryRun === true,
     });
   }
   return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt));

@@ -104,7 +104,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
         fs.rmSync(devAddressesFile(stateDir), { force: true });
         if (worker.worker.getState() === 'RUNNING') worker.worker.shutdown();
         await running.catch(() => undefined);
-        await worker.connection.close();
+        await worker.close();
         await Promise.all([emulator.stop(), temporal.stop()]);
       },
     };

@@ -5,6 +5,7 @@
  */
 import { checkTarget, TargetError, type PrefixLimits, type Target } from './targets';
 import { checkTtl, formatDuration } from './durations';
+import { allowlisted, allowlistMessage, type AllowEntry } from './allowlist';
 
 export { checkTtl };
 
@@ -49,14 +50,20 @@ export function isRemediationAction(value: string): value is RemediationAction {
   return (REMEDIATION_ACTIONS as readonly string[]).includes(value);
 }
 
-export function checkRemediation(request: RemediationRequest, limits: PolicyLimits): CheckedRemediation {
+export function checkRemediation(
+  request: RemediationRequest,
+  limits: PolicyLimits,
+  allowlist: readonly AllowEntry[] = [],
+): CheckedRemediation {
   const problems: string[] = [];
   const targets: Target[] = [];
   if (request.targets.length === 0) problems.push('no target given');
   for (const input of request.targets) {
     try {
       const target = checkTarget(input, limits);
-      if (!targets.some((t) => t.cidr === target.cidr)) targets.push(target);
+      const allowed = allowlisted(target, allowlist);
+      if (allowed) problems.push(allowlistMessage(target, allowed));
+      else if (!targets.some((t) => t.cidr === target.cidr)) targets.push(target);
     } catch (err) {
       if (!(err instanceof TargetError)) throw err;
       problems.push(err.message);

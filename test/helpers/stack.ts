@@ -90,7 +90,7 @@ export async function openTestStack(overrides: Record<string, string> = {}): Pro
         async stop() {
           if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
           await running;
-          await w.connection.close();
+          await w.close();
         },
       };
       workers.push(handle);
