@@ -77,7 +77,7 @@ export async function createPerimeterWorker(
   let enforcing = Promise.resolve();
   policy.onChange((next) => {
     enforcing = enforcing
-      .then(() => releaseAllowlisted(client, next, log))
+      .then(() => releaseAllowlisted(client, config.temporal.taskQueue, next, log))
       .then(
         () => undefined,
         (err: unknown) => log(`policy enforcement failed: ${(err as Error).message}`),

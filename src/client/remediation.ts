@@ -405,9 +405,13 @@ export interface ActiveRemediation {
 }
 
 /** Open incidents, from Temporal's visibility store (search attributes only; no worker needed). */
-export async function listRemediations(client: Client): Promise<ActiveRemediation[]> {
+export async function listRemediations(
+  client: Client,
+  options: { taskQueue?: string } = {},
+): Promise<ActiveRemediation[]> {
   const out: ActiveRemediation[] = [];
-  const query = `WorkflowType = 'remediate' AND ExecutionStatus = 'Running'`;
+  const onQueue = options.taskQueue ? ` AND TaskQueue = '${options.taskQueue.replace(/'/g, '')}'` : '';
+  const query = `WorkflowType = 'remediate' AND ExecutionStatus = 'Running'${onQueue}`;
   for await (const wf of client.workflow.list({ query })) {
     const sa = wf.typedSearchAttributes;
     out.push({

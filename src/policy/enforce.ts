@@ -10,12 +10,14 @@ import type { Policy } from './policy';
 
 export async function releaseAllowlisted(
   client: Client,
+  taskQueue: string,
   policy: Policy,
   log: (line: string) => void,
 ): Promise<string[]> {
   const released: string[] = [];
   if (policy.allowlist.length === 0) return released;
-  for (const incident of await listRemediations(client)) {
+  // Only this deployment's incidents: the ones its workers can answer for.
+  for (const incident of await listRemediations(client, { taskQueue })) {
     if (['releasing', 'released', 'stood-down', 'rejected'].includes(incident.state)) continue;
     // A campaign's search attribute lists only its first targets: ask the incident for all.
     const targets = await incidentStatus(client, incident.workflowId)
