@@ -10,6 +10,17 @@ import { ErrorTypes, toApplicationFailure } from './errors';
 import { allowlisted, allowlistMessage } from '../src/domain/allowlist';
 import { parseTarget } from '../src/domain/targets';
 import type { Policy } from '../src/policy/policy';
+import { assessRemediation, type AssessDeps } from '../src/policy/assess';
+import { withCaps } from '../src/policy/policy';
+import type { AssessInput, Assessment } from '../src/policy/context';
+import type { ApprovalPolicy } from '../workflows/definitions';
+
+export type { AssessInput };
+
+/** What the policy decided, with the approval settings to use when a person must decide. */
+export type ContextDecision = Omit<Assessment, 'approvalTimeoutMs' | 'approvalDefault'> & {
+  approvalPolicy?: ApprovalPolicy;
+};
 import type { DecisionRecord } from '../workflows/definitions';
 import { decisionOutcome, type ApprovalRequest } from '../src/slack/messages';
 import type { ApprovalNotifier, MessageRef } from '../src/slack/notifier';
@@ -21,6 +32,10 @@ export interface ActivityDeps {
   limits: PolicyLimits;
   /** The policy in force now (it can change while incidents run). */
   policy: () => Policy;
+  /** Earlier incidents for a target (the visibility store). */
+  countOffences: AssessDeps['countOffences'];
+  /** The worker's approval settings, for incidents the policy sends to a person. */
+  approval: ApprovalPolicy;
   notifier: ApprovalNotifier;
   /** The incident's page in the Temporal Web UI, for messages. */
   incidentUrl: (workflowId: string) => string;
@@ -93,17 +108,40 @@ export function createActivities(deps: ActivityDeps) {
     /** Policy check with the worker's limits; a refusal is permanent and says why. */
     async validateRemediation(input: ValidateInput): Promise<ValidatedRemediation> {
       const policy = deps.policy();
+      const limits = withCaps(deps.limits, policy);
       try {
-        const checked = checkRemediation(input, deps.limits, policy.allowlist);
+        const checked = checkRemediation(input, limits, policy.allowlist);
         return {
           targets: checked.targets.map((t) => t.cidr),
-          limits: deps.limits,
+          limits,
           ...(policy.dryRun ? { dryRun: true } : {}),
         };
       } catch (err) {
         if (!(err instanceof PolicyError)) throw err;
         throw policyRejected(err.message, err.problems);
       }
+    },
+
+    /**
+     * The policy's view of this target: identity (an unreachable service falls back, and says
+     * so), earlier offences, and what they change — action, TTL, approval — each explained.
+     */
+    async assessContext(input: AssessInput): Promise<ContextDecision> {
+      const a = await assessRemediation(
+        { policy: deps.policy, maxTtlMs: deps.limits.maxTtlMs, countOffences: deps.countOffences },
+        input,
+      );
+      const { approvalTimeoutMs, approvalDefault, ...rest } = a;
+      return a.approval === 'slack'
+        ? {
+            ...rest,
+            approvalPolicy: {
+              ...deps.approval,
+              ...(approvalTimeoutMs !== undefined ? { timeoutMs: approvalTimeoutMs } : {}),
+              ...(approvalDefault ? { onTimeout: approvalDefault } : {}),
+            },
+          }
+        : rest;
     },
 
     /**

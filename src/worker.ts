@@ -6,6 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { PolicyStore } from './policy/store';
 import { releaseAllowlisted } from './policy/enforce';
+import { offenceCounter } from './policy/assess';
 import { DryRunGateway } from './waf/dry-run-gateway';
 import { createActivities, type Activities } from '../activities';
 import type { WafGateway } from './waf/gateway';
@@ -42,11 +43,17 @@ export async function createPerimeterWorker(
   const log = extras.log ?? ((line: string) => console.error(`[worker] ${line}`));
   const policy = new PolicyStore(config, log); // throws on a broken policy: never start on one
   const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const client = new Client({
+    connection: await Connection.connect({ address: config.temporal.address }),
+    namespace: config.temporal.namespace,
+  });
   const { gateway } = configuredWaf(config.waf);
   const built = createActivities({
     waf: extras.wrapGateway ? extras.wrapGateway(gateway) : gateway,
     dryRunWaf: new DryRunGateway(log),
     policy: () => policy.current(),
+    countOffences: offenceCounter(client),
+    approval: config.approval,
     notifier: notifierFor(config),
     incidentUrl: (workflowId) => incidentUrl(config, workflowId),
     limits: {
@@ -70,10 +77,6 @@ export async function createPerimeterWorker(
       : { workflowsPath: require.resolve('../workflows') }),
   });
   // A policy change reaches running incidents: newly allowlisted targets are released early.
-  const client = new Client({
-    connection: await Connection.connect({ address: config.temporal.address }),
-    namespace: config.temporal.namespace,
-  });
   let enforcing = Promise.resolve();
   policy.onChange((next) => {
     enforcing = enforcing

@@ -6,6 +6,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { PolicyLimits, RemediationAction, SetAction } from '../src/domain/policy';
+import type { IdentityHints } from '../src/policy/context';
 
 export type { RemediationAction, SetAction, PolicyLimits };
 
@@ -59,6 +60,8 @@ export interface RemediationInput {
   detector: string;
   /** Who or what asked, for the timeline (a user name, a host). */
   requestedBy: string;
+  /** What the detection knows of who is behind the target: looked up by the policy's identity source. */
+  identity?: IdentityHints;
   /** Set only by continue-as-new: the incident so far, held and waiting out its TTL. */
   resumed?: IncidentCarryOver;
 }
@@ -80,6 +83,7 @@ export interface IncidentCarryOver {
   decision?: DecisionRecord;
   approvalMessage?: { channel: string; ts: string };
   dryRun?: boolean;
+  policyNotes?: string[];
 }
 
 export type IncidentState =
@@ -142,6 +146,8 @@ export interface IncidentStatus {
   timeline: TimelineEntry[];
   /** The incident ran under the global dry-run switch: the WAF was never written. */
   dryRun?: boolean;
+  /** The policy's decisions about this incident, one line each. */
+  policy?: string[];
 }
 
 export interface ReleaseRequest {

@@ -20,6 +20,8 @@ import {
   searchAttributes,
   sightingSignal,
   statusQuery,
+  type ApprovalMode,
+  type ApprovalPolicy,
   type DecideRequest,
   type Decision,
   type DecisionRecord,
@@ -59,6 +61,11 @@ export class Incident {
   limits: PolicyLimits | undefined;
   /** Validated under the global dry-run switch: every WAF write of this incident only logs. */
   dryRun = false;
+  /** Whether a person decides: the detection's wish, or the policy's requirement. */
+  approval: ApprovalMode;
+  approvalPolicy: ApprovalPolicy | undefined;
+  /** The policy's decisions about this incident, one line each. */
+  policyNotes: string[] = [];
   appliedAt: number | undefined;
   expiresAt: number | undefined;
   releasedAt: number | undefined;
@@ -95,6 +102,8 @@ export class Incident {
     this.targets = input.targets;
     this.ttlMs = input.ttlMs;
     this.action = input.action;
+    this.approval = input.approval;
+    this.approvalPolicy = input.approvalPolicy;
     const r = input.resumed;
     if (r) {
       this.run = r.run;
@@ -108,6 +117,7 @@ export class Incident {
       this.decision = r.decision;
       this.approvalMessage = r.approvalMessage;
       this.dryRun = r.dryRun ?? false;
+      this.policyNotes = r.policyNotes ?? [];
       this.state = 'active';
       this.timeline.push(...r.timeline);
     }
@@ -131,6 +141,7 @@ export class Incident {
       decision: this.decision,
       approvalMessage: this.approvalMessage,
       ...(this.dryRun ? { dryRun: true } : {}),
+      ...(this.policyNotes.length > 0 ? { policyNotes: this.policyNotes } : {}),
     };
   }
 
@@ -215,7 +226,7 @@ export class Incident {
       throw new Error(`not awaiting approval: the incident is ${this.state}`);
     }
     if (!by) throw new Error('a decision needs the name of who made it');
-    const { approvers = [], approverGroup } = this.input.approvalPolicy ?? {};
+    const { approvers = [], approverGroup } = this.approvalPolicy ?? {};
     const open = approvers.length === 0 && !approverGroup;
     const inGroup = approverGroup !== undefined && verifiedGroup === approverGroup;
     if (!open && !approvers.includes(by) && !inGroup) {
@@ -287,6 +298,7 @@ export class Incident {
         ? `expires ${new Date(this.expiresAt).toISOString()}`
         : `TTL ${formatDuration(this.ttlMs)}`,
       `evidence: ${this.evidence.requests} requests in ${this.evidence.sightings} sightings`,
+      ...this.policyNotes.map((n) => `policy: ${n}`),
       last ? `last: ${last.message}` : '',
     ];
     setCurrentDetails(lines.filter(Boolean).join('\n\n'));
@@ -305,7 +317,8 @@ export class Incident {
       state: this.state,
       targets: this.targets,
       action: this.action,
-      approval: this.input.approval,
+      approval: this.approval,
+      ...(this.policyNotes.length > 0 ? { policy: this.policyNotes } : {}),
       decision: this.decision,
       reason: this.input.reason,
       detector: this.input.detector,

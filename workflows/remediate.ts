@@ -9,6 +9,7 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   workflowInfo,
   type ActivityOptions,
@@ -47,7 +48,7 @@ const releaseOptions: ActivityOptions = {
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '1m' },
 };
 
-const { validateRemediation } = proxyActivities<Activities>(validateOptions);
+const { validateRemediation, assessContext } = proxyActivities<Activities>(validateOptions);
 const { checkIpSet, addToIpSet } = proxyActivities<Activities>(applyOptions);
 const { removeFromIpSet } = proxyActivities<Activities>(releaseOptions);
 /** Approval messages: retried while they matter, never in the way of the incident itself. */
@@ -69,6 +70,7 @@ export async function remediate(input: RemediationInput): Promise<IncidentStatus
       incident.note('detect', `${input.detector}: ${input.reason} (requested by ${input.requestedBy})`);
       incident.publish();
       await validate(incident); // 1
+      if (patched('policy-context')) await weighContext(incident); // 1b: identity, history, approval rules
       if ((await observe(incident, held)) === 'stand-down') return await finish(incident); // 2
       if ((await ask(incident)) === 'denied') {
         await removeFrom(incident, held, 'count'); // 3
@@ -129,6 +131,32 @@ async function validate(incident: Incident): Promise<void> {
   );
 }
 
+/** The policy's view of who the target is and how often it offended: action, TTL, approval. */
+async function weighContext(incident: Incident): Promise<void> {
+  const { input } = incident;
+  const decided = await assessContext.executeWithOptions(
+    { ...validateOptions, summary: 'policy: identity, earlier offences, approval rules' },
+    [
+      {
+        targets: incident.targets,
+        action: incident.action,
+        ttlMs: incident.ttlMs,
+        approval: incident.approval,
+        ...(input.identity ? { identity: input.identity } : {}),
+      },
+    ],
+  );
+  incident.action = decided.action;
+  incident.ttlMs = decided.ttlMs;
+  if (decided.approval === 'slack' && incident.approval === 'none' && decided.approvalPolicy) {
+    incident.approval = 'slack';
+    incident.approvalPolicy = decided.approvalPolicy;
+  }
+  incident.policyNotes = decided.explanations;
+  for (const line of decided.explanations) incident.note('validate', `policy: ${line}`);
+  incident.publish();
+}
+
 /** Dry run: the targets sit in the count set while detectors keep reporting sightings. */
 async function observe(incident: Incident, held: Held): Promise<'proceed' | 'stand-down'> {
   const { observeMs } = incident.input;
@@ -156,7 +184,7 @@ async function observe(incident: Incident, held: Held): Promise<'proceed' | 'sta
  * (Slack buttons, `perimeter approve`); nobody answering in time applies the policy's default.
  */
 async function ask(incident: Incident): Promise<'approved' | 'denied'> {
-  const { approval, approvalPolicy } = incident.input;
+  const { approval, approvalPolicy } = incident;
   if (approval === 'none' || !approvalPolicy) {
     incident.note('approve', 'no approval required (approval: none)');
     return 'approved';
@@ -300,6 +328,7 @@ function requestApproval(incident: Incident, approvalPolicy: ApprovalPolicy): Pr
             evidence: incident.evidence,
             timeoutMs: approvalPolicy.timeoutMs,
             onTimeout: approvalPolicy.onTimeout,
+            ...(incident.policyNotes.length > 0 ? { policy: incident.policyNotes } : {}),
           },
         ],
       )
@@ -312,7 +341,7 @@ function requestApproval(incident: Incident, approvalPolicy: ApprovalPolicy): Pr
 
 /** Writes the outcome into the approval message, if there is one; never holds up the incident. */
 function tellApprover(incident: Incident, outcome: MessageUpdate['outcome']): void {
-  if (incident.input.approval === 'none') return;
+  if (incident.approval === 'none') return;
   const { workflowId } = workflowInfo();
   incident.track(() =>
     incident.posted.then(() => {

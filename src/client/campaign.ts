@@ -66,6 +66,10 @@ export async function startCampaign(
   // Action, TTL and observation window are checked even when no target is left.
   checkDetection(config, detection, accepted.length > 0 ? accepted : ['192.0.2.1']);
   if (accepted.length === 0) throw new PolicyError(refused.map((r) => r.reason));
+  const cap = clientPolicy(config).caps?.maxCampaignTargets;
+  if (cap !== undefined && accepted.length > cap) {
+    throw new PolicyError([`${accepted.length} targets exceed the policy's maximum of ${cap} per campaign`]);
+  }
   const sighting = firstSighting(detection);
   const open = await findOpenIncidents(client, accepted);
   const joined: StartedCampaign['joined'] = [];

@@ -9,6 +9,8 @@ import type { UpdateDefinition } from '@temporalio/common';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../config';
 import { clientPolicy } from '../policy/store';
+import { withCaps } from '../policy/policy';
+import type { IdentityHints } from '../policy/context';
 import { formatDuration } from '../domain/durations';
 import { checkRemediation, type RemediationAction } from '../domain/policy';
 import { parseTarget } from '../domain/targets';
@@ -57,6 +59,8 @@ export interface Detection {
   requestedBy: string;
   /** `slack`: a person approves before anything is applied. Defaults to `none`. */
   approval?: ApprovalMode;
+  /** Who is behind the target, as far as the detection knows: the policy's identity lookup uses it. */
+  identity?: IdentityHints;
   /** Evidence travelling with the detection; becomes the incident's first sighting. */
   evidence?: Omit<Sighting, 'detector' | 'at'> & { at?: string };
 }
@@ -93,7 +97,7 @@ export function checkDetection(config: Config, detection: Detection, targets = d
       ttlMs: detection.ttlMs ?? config.policy.defaultTtlMs,
       observeMs: detection.observeMs ?? config.policy.defaultObserveMs,
     },
-    limitsOf(config),
+    withCaps(limitsOf(config), clientPolicy(config)),
     clientPolicy(config).allowlist,
   );
 }
@@ -114,6 +118,7 @@ export function incidentInput(
     reason: detection.reason,
     detector: detection.detector,
     requestedBy: detection.requestedBy,
+    ...(detection.identity ? { identity: detection.identity } : {}),
   };
 }
 

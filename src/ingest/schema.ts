@@ -29,6 +29,14 @@ export const detectionBody = z
     action: z.enum(REMEDIATION_ACTIONS).optional(),
     observe: duration.optional(),
     approval: z.enum(['none', 'slack']).optional(),
+    /** What the sender knows of who is behind the target; the policy's identity lookup uses it. */
+    identity: z
+      .strictObject({
+        user: z.string().max(200).optional(),
+        session: z.string().max(200).optional(),
+        apiKey: z.string().max(200).optional(),
+      })
+      .optional(),
   })
   .refine((b) => (b.target === undefined) !== (b.targets === undefined), {
     message: 'give either "target" or "targets"',

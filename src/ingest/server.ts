@@ -105,6 +105,7 @@ function toDetection(body: DetectionBody, client: string): Detection {
     ...(body.ttl !== undefined ? { ttlMs: body.ttl } : {}),
     ...(body.observe !== undefined ? { observeMs: body.observe } : {}),
     ...(body.approval ? { approval: body.approval } : {}),
+    ...(body.identity ? { identity: stripUndefined(body.identity) } : {}),
     reason: `${body.kind}: ${body.reason}`,
     detector: `ingest.${client}`,
     requestedBy: `ingest client ${client}`,
@@ -222,4 +223,8 @@ export async function startIngestServer(deps: IngestDeps): Promise<IngestServer>
         server.closeAllConnections();
       }),
   };
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

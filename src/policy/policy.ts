@@ -8,6 +8,8 @@ import type { Config } from '../config';
 import { readConfigFile } from '../config-file';
 import { parseTarget, TargetError } from '../domain/targets';
 import type { AllowEntry } from '../domain/allowlist';
+import { durationText } from '../domain/duration-schema';
+import { REMEDIATION_ACTIONS } from '../domain/policy';
 
 const cidr = z.string().superRefine((text, ctx) => {
   try {
@@ -15,6 +17,79 @@ const cidr = z.string().superRefine((text, ctx) => {
   } catch (err) {
     ctx.addIssue({ code: 'custom', message: err instanceof TargetError ? err.message : String(err) });
   }
+});
+
+const reputation = z.number().int().min(0).max(100);
+const context = z.strictObject({
+  principal: z.string().max(200).optional(),
+  authenticated: z.boolean(),
+  reputation,
+});
+
+const identitySchema = z
+  .strictObject({
+    /** `static`: a list in this file; `http`: POST the hints to `url`, expect a context back. */
+    source: z.enum(['static', 'http']),
+    /** For `static`: who is who, matched by user, session, API key or address. */
+    entries: z
+      .array(
+        context.extend({
+          match: z.strictObject({
+            user: z.string().optional(),
+            session: z.string().optional(),
+            apiKey: z.string().optional(),
+            ip: z.string().optional(),
+          }),
+        }),
+      )
+      .default([]),
+    url: z.url().optional(),
+    timeout: durationText.default(2_000),
+    /** Used when the service cannot be reached; stated in the incident. */
+    fallback: context.default({ authenticated: false, reputation: 0 }),
+  })
+  .refine((i) => i.source !== 'http' || i.url !== undefined, {
+    message: 'source http needs a url',
+    path: ['url'],
+  });
+
+const actionRuleSchema = z.strictObject({
+  when: z.strictObject({
+    authenticated: z.boolean().optional(),
+    minReputation: reputation.optional(),
+    maxReputation: reputation.optional(),
+  }),
+  action: z.enum(REMEDIATION_ACTIONS),
+  /** `slack`: this kind of target always needs a person. */
+  approval: z.enum(['none', 'slack']).optional(),
+});
+
+const repeatSchema = z.strictObject({
+  /** How far back earlier incidents for the same target count. */
+  lookback: durationText,
+  /** TTL for the 1st, 2nd, 3rd… offence within the look-back; the last repeats. Capped by the maximum TTL. */
+  ttls: z.array(durationText).min(1),
+  /** Spread TTLs by up to this fraction, so a returning botnet does not come back all at once. */
+  jitter: z.number().min(0).max(0.5).default(0),
+});
+
+const approvalsSchema = z.strictObject({
+  rules: z.array(
+    z.strictObject({
+      action: z.enum(REMEDIATION_ACTIONS).optional(),
+      /** The target's prefix is this wide or wider (IPv4 prefix length; IPv6 uses +96). */
+      widerThan: z.number().int().min(1).max(32).optional(),
+      minTargets: z.number().int().min(1).optional(),
+      minReputation: reputation.optional(),
+    }),
+  ),
+  timeout: durationText.optional(),
+  default: z.enum(['deny', 'approve']).optional(),
+});
+
+const capsSchema = z.strictObject({
+  maxTtl: durationText.optional(),
+  maxCampaignTargets: z.number().int().min(1).optional(),
 });
 
 export const policyFileSchema = z.strictObject({
@@ -31,11 +106,25 @@ export const policyFileSchema = z.strictObject({
     .default([]),
   /** Log-only: every incident runs in full, but the WAF is never written. */
   dryRun: z.boolean().default(false),
+  identity: identitySchema.optional(),
+  /** Context → action, first match wins; no match keeps the detection's action. */
+  actions: z.array(actionRuleSchema).default([]),
+  repeatOffenders: repeatSchema.optional(),
+  /** Which detections need a person, first match wins. */
+  approvals: approvalsSchema.optional(),
+  caps: capsSchema.optional(),
 });
+
+export type PolicyFile = z.output<typeof policyFileSchema>;
 
 export interface Policy {
   allowlist: AllowEntry[];
   dryRun: boolean;
+  identity: PolicyFile['identity'];
+  actions: PolicyFile['actions'];
+  repeatOffenders: PolicyFile['repeatOffenders'];
+  approvals: PolicyFile['approvals'];
+  caps: PolicyFile['caps'];
   /** Where it came from, for logs: the file, and whether the environment added to it. */
   source: string;
 }
@@ -52,8 +141,19 @@ export function loadPolicy(config: Config, path = config.policyFile): Policy {
   return {
     allowlist,
     dryRun: config.dryRun || file.dryRun,
+    identity: file.identity,
+    actions: file.actions,
+    repeatOffenders: file.repeatOffenders,
+    approvals: file.approvals,
+    caps: file.caps,
     source: [path ?? 'no policy file', config.allowlist.length ? '+ PERIMETER_ALLOWLIST' : '']
       .filter(Boolean)
       .join(' '),
   };
+}
+
+/** The configured limits, tightened by the policy's caps (a policy can narrow, never widen them). */
+export function withCaps<L extends { maxTtlMs: number }>(limits: L, policy: Pick<Policy, 'caps'>): L {
+  const maxTtl = policy.caps?.maxTtl;
+  return maxTtl !== undefined && maxTtl < limits.maxTtlMs ? { ...limits, maxTtlMs: maxTtl } : limits;
 }

@@ -16,6 +16,8 @@ export interface ApprovalRequest {
   onTimeout: 'deny' | 'approve';
   /** Link to the incident in the Temporal Web UI. */
   url: string;
+  /** The policy's decisions (identity, earlier offences, approval rules), one line each. */
+  policy?: string[];
 }
 
 const hhmm = (iso: string) => iso.slice(11, 16);
@@ -61,6 +63,17 @@ export function approvalBlocks(r: ApprovalRequest): KnownBlock[] {
         { type: 'mrkdwn', text: `*Authenticated requests from target*\n${e.authenticated}` },
       ],
     },
+    ...(r.policy && r.policy.length > 0
+      ? [
+          {
+            type: 'section' as const,
+            text: {
+              type: 'mrkdwn' as const,
+              text: `*Policy*\n${safe(r.policy.map((line) => `• ${line}`).join('\n'), 1_500)}`,
+            },
+          },
+        ]
+      : []),
     ...(e.samples.length > 0
       ? [
           {

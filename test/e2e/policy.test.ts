@@ -14,6 +14,8 @@ const dir = process.env.PERIMETER_TEST_DIR ?? '/tmp';
 const policyPath = join(dir, `${uniqueName('policy')}.yaml`);
 let stack: TestStack;
 let dryStack: TestStack;
+let contextStack: TestStack;
+const contextPolicy = join(dir, `${uniqueName('context')}.yaml`);
 const workerLog: string[] = [];
 
 beforeAll(async () => {
@@ -22,10 +24,26 @@ beforeAll(async () => {
   await stack.startWorker({ log: (l) => workerLog.push(l), policyPollMs: 100 });
   dryStack = await openTestStack({ PERIMETER_DRY_RUN: 'true' });
   await dryStack.startWorker({ log: (l) => workerLog.push(l) });
+  writeFileSync(
+    contextPolicy,
+    [
+      'identity:',
+      '  source: static',
+      '  entries:',
+      '    - { match: { user: u-42 }, principal: u-42, authenticated: true, reputation: 91 }',
+      'actions:',
+      '  - { when: { authenticated: true, minReputation: 70 }, action: challenge }',
+      '  - { when: { authenticated: false }, action: block }',
+      'repeatOffenders: { lookback: 1h, ttls: [1s, 1s, 20m] }',
+    ].join('\n'),
+  );
+  contextStack = await openTestStack({ PERIMETER_POLICY: contextPolicy });
+  await contextStack.startWorker({ log: (l) => workerLog.push(l) });
 });
 afterAll(async () => {
   await stack?.close();
   await dryStack?.close();
+  await contextStack?.close();
 });
 
 describe('allowlists', () => {
@@ -120,5 +138,52 @@ describe('global dry-run', () => {
         expect.stringMatching(/dry-run: would add 203\.0\.119\.100\/32 to the block set/),
       ]),
     );
+  });
+});
+
+describe('context: identity and repeat offenders', () => {
+  it('challenges a reputable authenticated user instead of blocking, and explains why', async () => {
+    const [started] = await startRemediation(
+      contextStack,
+      buildDetection({ targets: ['203.0.119.160'], ttlMs: 600_000, identity: { user: 'u-42' } }),
+    );
+    const status = await waitFor('applied', async () => {
+      const s = await incidentStatus(contextStack.client, started?.workflowId ?? '');
+      return s.state === 'active' ? s : undefined;
+    });
+    expect(status.action).toBe('challenge');
+    expect(status.policy).toEqual(['challenge instead of block: authenticated user u-42, reputation 91']);
+    expect(await contextStack.setContents('challenge')).toContain('203.0.119.160/32');
+    expect(await contextStack.setContents('block')).not.toContain('203.0.119.160/32');
+  });
+
+  it('gives the third offence within the look-back the escalated TTL', async () => {
+    const target = '203.0.119.170';
+    for (let n = 1; n <= 2; n++) {
+      const [run] = await startRemediation(contextStack, buildDetection({ targets: [target], ttlMs: 1_000 }));
+      const final = (await contextStack.client.workflow.getHandle(run?.workflowId ?? '').result()) as {
+        state: string;
+        ttlMs: number;
+      };
+      expect(final).toMatchObject({ state: 'released', ttlMs: 1_000 });
+      // The closed run must be visible before the next one counts it.
+      await waitFor(`offence ${n} visible`, async () => {
+        const count = await contextStack.client.workflow.count(
+          `PerimeterTarget = '${target}/32' AND ExecutionStatus != 'Running' AND PerimeterState = 'released'`,
+        );
+        return count.count >= n;
+      });
+    }
+    const [third] = await startRemediation(contextStack, buildDetection({ targets: [target], ttlMs: 1_000 }));
+    const status = await waitFor('applied', async () => {
+      const s = await incidentStatus(contextStack.client, third?.workflowId ?? '');
+      return s.state === 'active' ? s : undefined;
+    });
+    expect(status.ttlMs).toBe(20 * 60_000);
+    expect(status.policy).toEqual([
+      'block: anonymous, reputation 0',
+      '3rd offence within 1h: TTL 20m instead of 1s',
+    ]);
+    expect(Date.parse(status.expiresAt ?? '') - Date.parse(status.appliedAt ?? '')).toBe(20 * 60_000);
   });
 });

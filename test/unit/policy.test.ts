@@ -6,7 +6,7 @@ import { ConfigFileError } from '../../src/config-file';
 import { allowlisted } from '../../src/domain/allowlist';
 import { checkRemediation, PolicyError } from '../../src/domain/policy';
 import { parseTarget } from '../../src/domain/targets';
-import { loadPolicy } from '../../src/policy/policy';
+import { loadPolicy, withCaps } from '../../src/policy/policy';
 import { PolicyStore } from '../../src/policy/store';
 
 const dir = mkdtempSync(join(tmpdir(), 'policy-'));
@@ -125,6 +125,18 @@ describe('PolicyStore', () => {
     const path = file('broken.yaml', 'allowlist: [\n');
     expect(() => new PolicyStore(loadConfig({ PERIMETER_POLICY: path }))).toThrow(
       /broken\.yaml:\d+: not valid YAML/,
+    );
+  });
+});
+
+describe('caps', () => {
+  it('narrow the configured maximum TTL, never widen it', () => {
+    expect(withCaps(limits, { caps: { maxTtl: 3_600_000 } }).maxTtlMs).toBe(3_600_000);
+    expect(withCaps(limits, { caps: { maxTtl: 30 * 86_400_000 } }).maxTtlMs).toBe(limits.maxTtlMs);
+    expect(withCaps(limits, { caps: undefined })).toBe(limits);
+    const request = { targets: ['203.0.113.9'], action: 'block', ttlMs: 7_200_000, observeMs: 0 };
+    expect(() => checkRemediation(request, withCaps(limits, { caps: { maxTtl: 3_600_000 } }))).toThrow(
+      /TTL 2h exceeds the maximum of 1h/,
     );
   });
 });
