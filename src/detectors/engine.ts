@@ -18,6 +18,8 @@ export interface IncidentEvidence {
   lastAt: number;
   /** Authenticated requests seen from the target(s) within the window, attacks or not. */
   authenticated: number;
+  /** The principal the log named, when it named one: the policy's identity lookup uses it. */
+  user?: string;
 }
 
 export interface PlannedIncident {
@@ -112,7 +114,7 @@ export class Detector {
       if (matching.length === 0) continue;
       const key = this.keyOf(state.rule, record);
       if (key === undefined) continue;
-      const evidence = state.windows.add(key, record.at, matching, record.source, sample);
+      const evidence = state.windows.add(key, record.at, matching, record.source, sample, record.user);
       if (evidence.requests < state.rule.threshold) continue;
       state.windows.delete(key);
       this.cross(state, evidence, record.at);
@@ -227,6 +229,7 @@ export class Detector {
       firstAt: w.firstAt,
       lastAt: w.lastAt,
       authenticated,
+      ...(w.user && sources.length === 1 ? { user: w.user } : {}),
     };
   }
 

@@ -16,6 +16,8 @@ export interface WindowEvidence {
   lastAt: number;
   /** Addresses seen under this key (itself, for a per-address key). */
   sources: Set<string>;
+  /** The last principal the log named for these requests (combined's remote user). */
+  user?: string;
 }
 
 interface Entry {
@@ -32,8 +34,9 @@ class KeyWindow {
     this.evidence = { requests: 0, byClass: {}, samples: [], firstAt: at, lastAt: at, sources: new Set() };
   }
 
-  add(at: number, classes: readonly AttackClass[], source: string, sample: string): void {
+  add(at: number, classes: readonly AttackClass[], source: string, sample: string, user?: string): void {
     const e = this.evidence;
+    if (user) e.user = user;
     this.entries.push({ at, classes });
     e.requests++;
     for (const c of classes) e.byClass[c] = (e.byClass[c] ?? 0) + 1;
@@ -78,13 +81,14 @@ export class SlidingWindows {
     classes: readonly AttackClass[],
     source: string,
     sample: string,
+    user?: string,
   ): WindowEvidence {
     let w = this.windows.get(key);
     if (!w) {
       w = new KeyWindow(at);
       this.windows.set(key, w);
     }
-    w.add(at, classes, source, sample);
+    w.add(at, classes, source, sample, user);
     w.prune(at - this.windowMs);
     this.sweep(at);
     return w.evidence;

@@ -89,6 +89,9 @@ const approvalsSchema = z.strictObject({
 
 const capsSchema = z.strictObject({
   maxTtl: durationText.optional(),
+  /** Widest prefixes that may be remediated (tighter than PERIMETER_MIN_PREFIX_V4/V6 only). */
+  widestV4: z.number().int().min(1).max(32).optional(),
+  widestV6: z.number().int().min(1).max(128).optional(),
   maxCampaignTargets: z.number().int().min(1).optional(),
 });
 
@@ -153,7 +156,16 @@ export function loadPolicy(config: Config, path = config.policyFile): Policy {
 }
 
 /** The configured limits, tightened by the policy's caps (a policy can narrow, never widen them). */
-export function withCaps<L extends { maxTtlMs: number }>(limits: L, policy: Pick<Policy, 'caps'>): L {
-  const maxTtl = policy.caps?.maxTtl;
-  return maxTtl !== undefined && maxTtl < limits.maxTtlMs ? { ...limits, maxTtlMs: maxTtl } : limits;
+export function withCaps<L extends { maxTtlMs: number; minPrefixV4: number; minPrefixV6: number }>(
+  limits: L,
+  policy: Pick<Policy, 'caps'>,
+): L {
+  const caps = policy.caps;
+  if (!caps) return limits;
+  return {
+    ...limits,
+    maxTtlMs: Math.min(limits.maxTtlMs, caps.maxTtl ?? Infinity),
+    minPrefixV4: Math.max(limits.minPrefixV4, caps.widestV4 ?? 0),
+    minPrefixV6: Math.max(limits.minPrefixV6, caps.widestV6 ?? 0),
+  };
 }

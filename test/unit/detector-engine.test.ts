@@ -89,8 +89,9 @@ describe('detector thresholds and windows', () => {
     const { d, out } = detector({ defaults: { threshold: 2 } });
     d.push(request('203.0.113.9', 0, { authenticated: true }), [], 'login');
     d.push(request('203.0.113.9', 1, { authenticated: true }), ['sqli'], 'x');
-    d.push(request('203.0.113.9', 2), ['sqli'], 'x');
+    d.push(request('203.0.113.9', 2, { user: 'u-42' }), ['sqli'], 'x');
     expect(out.started[0]?.evidence.authenticated).toBe(2);
+    expect(out.started[0]?.evidence.user).toBe('u-42');
   });
 
   it('starts a new incident once the previous one has ended (released claim)', () => {

@@ -134,6 +134,10 @@ describe('caps', () => {
     expect(withCaps(limits, { caps: { maxTtl: 3_600_000 } }).maxTtlMs).toBe(3_600_000);
     expect(withCaps(limits, { caps: { maxTtl: 30 * 86_400_000 } }).maxTtlMs).toBe(limits.maxTtlMs);
     expect(withCaps(limits, { caps: undefined })).toBe(limits);
+    expect(withCaps(limits, { caps: { widestV4: 24, widestV6: 8 } })).toMatchObject({
+      minPrefixV4: 24,
+      minPrefixV6: 48,
+    });
     const request = { targets: ['203.0.113.9'], action: 'block', ttlMs: 7_200_000, observeMs: 0 };
     expect(() => checkRemediation(request, withCaps(limits, { caps: { maxTtl: 3_600_000 } }))).toThrow(
       /TTL 2h exceeds the maximum of 1h/,
