@@ -320,6 +320,18 @@ export function buildProgram(): Command {
       print(
         `${file}: valid — ${policy.allowlist.length} allowlist entries${policy.dryRun ? ', dry-run on' : ''}`,
       );
+      const lines = [
+        policy.identity
+          ? `identity: ${policy.identity.source}${policy.identity.url ? ` ${policy.identity.url}` : ''}`
+          : '',
+        policy.actions.length ? `actions: ${policy.actions.length} context rules` : '',
+        policy.repeatOffenders
+          ? `repeat offenders: within ${formatDuration(policy.repeatOffenders.lookback)}, TTLs ${policy.repeatOffenders.ttls.map(formatDuration).join(' → ')}`
+          : '',
+        policy.approvals ? `approvals: ${policy.approvals.rules.length} rules` : '',
+        policy.caps ? `caps: ${JSON.stringify(policy.caps)}` : '',
+      ];
+      for (const line of lines.filter(Boolean)) print(`  ${line}`);
       const now = Date.now();
       for (const e of policy.allowlist) {
         const expiry =

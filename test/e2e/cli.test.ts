@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 /**
  * The `perimeter` command line, run as a user runs it, against this run's Temporal dev server
  * and WAF emulator, with a worker polling the file's task queue.
@@ -129,5 +131,20 @@ describe('perimeter CLI', () => {
     const res = await runCli(['list'], { ...stack.env, TEMPORAL_ADDRESS: '127.0.0.1:1' });
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/cannot reach Temporal at 127.0.0.1:1/);
+  });
+
+  it('policy check validates a policy file, naming the line and field of each problem', async () => {
+    const ok = await runCli(['policy', 'check', 'examples/policy.yaml'], stack.env);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('examples/policy.yaml: valid — 2 allowlist entries');
+    expect(ok.stdout).toContain('repeat offenders: within 1d, TTLs 1h → 4h → 1d');
+    const bad = path.join(process.env.PERIMETER_TEST_DIR ?? '/tmp', 'bad-policy.yaml');
+    fs.writeFileSync(bad, 'allowlist:\n  - { cidr: 10.0.0.300, comment: x }\ncaps: { maxTTL: 1d }\n');
+    const refused = await runCli(['policy', 'check', bad], stack.env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /bad-policy\.yaml:2: allowlist\[0\]\.cidr: "10\.0\.0\.300" is not an IP address/,
+    );
+    expect(refused.stderr).toMatch(/bad-policy\.yaml:3: caps: Unrecognized key: "maxTTL"/);
   });
 });
