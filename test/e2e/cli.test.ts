@@ -1,9 +1,9 @@
-import fs from 'node:fs';
-import path from 'node:path';
 /**
  * The `perimeter` command line, run as a user runs it, against this run's Temporal dev server
  * and WAF emulator, with a worker polling the file's task queue.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { incidentStatus } from '../../src/client/remediation';
 import { ipWorkflowId } from '../../workflows/definitions';
 import { runCli } from '../helpers/cli';
