@@ -65,6 +65,8 @@ export interface ValidatedRemediation {
   limits: PolicyLimits;
   /** Log-only: the incident runs in full, and its WAF writes only log. Absent means false. */
   dryRun?: boolean;
+  /** What the policy changed about the request (targets widened, …). */
+  notes?: string[];
 }
 
 export interface SetChangeInput {
@@ -114,6 +116,7 @@ export function createActivities(deps: ActivityDeps) {
         return {
           targets: checked.targets.map((t) => t.cidr),
           limits,
+          ...(checked.notes.length > 0 ? { notes: checked.notes } : {}),
           ...(policy.dryRun ? { dryRun: true } : {}),
         };
       } catch (err) {

@@ -113,6 +113,7 @@ async function validate(incident: Incident): Promise<void> {
     incident.targets = checked.targets;
     incident.limits = checked.limits;
     if (checked.dryRun) incident.markDryRun();
+    for (const note of checked.notes ?? []) incident.note('validate', `policy: ${note}`);
   } catch (err) {
     const cause = (err as { cause?: unknown }).cause;
     if (cause instanceof ApplicationFailure && cause.type === ErrorTypes.PolicyRejected) {

@@ -115,11 +115,18 @@ export function incidentInput(
     observeMs: checked.observeMs,
     approval: detection.approval ?? 'none',
     ...(detection.approval && detection.approval !== 'none' ? { approvalPolicy: config.approval } : {}),
-    reason: detection.reason,
+    reason: withNotes(detection.reason, checked.notes),
     detector: detection.detector,
     requestedBy: detection.requestedBy,
     ...(detection.identity ? { identity: detection.identity } : {}),
   };
+}
+
+/** What the policy changed about the request travels in the reason, so the incident shows it. */
+function withNotes(reason: string, notes: string[]): string {
+  if (notes.length === 0) return reason;
+  const shown = notes.length > 3 ? [...notes.slice(0, 3), `${notes.length - 3} more`] : notes;
+  return `${reason} — policy: ${shown.join('; ')}`;
 }
 
 /** The detection's evidence as the incident's first sighting. */
@@ -149,7 +156,8 @@ export async function startRemediation(
   );
   const started: StartedRemediation[] = [];
   for (const target of checked.targets) {
-    const input = incidentInput(config, detection, { ...checked, targets: [target] });
+    const notes = checked.notes.filter((n) => n.includes(` to ${target.cidr} `));
+    const input = incidentInput(config, detection, { ...checked, targets: [target], notes });
     const campaign = campaigns.get(target.cidr);
     started.push(
       campaign

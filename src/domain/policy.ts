@@ -3,7 +3,7 @@
  * valid targets, a known action, a TTL within the cap. Pure code: the client runs it before
  * starting a workflow, and the workflow's validate step runs it again with the worker's limits.
  */
-import { checkTarget, TargetError, type PrefixLimits, type Target } from './targets';
+import { checkTarget, TargetError, widen, type PrefixLimits, type Target } from './targets';
 import { checkTtl, formatDuration } from './durations';
 import { allowlisted, allowlistMessage, type AllowEntry } from './allowlist';
 
@@ -18,6 +18,9 @@ export type SetAction = (typeof SET_ACTIONS)[number];
 export interface PolicyLimits extends PrefixLimits {
   maxTtlMs: number;
   maxObserveMs: number;
+  /** Narrower targets are widened to this prefix (attackers rotate inside an IPv6 /64). */
+  narrowestV4?: number;
+  narrowestV6?: number;
 }
 
 export interface RemediationRequest {
@@ -29,6 +32,8 @@ export interface RemediationRequest {
 
 export interface CheckedRemediation {
   targets: Target[];
+  /** What the policy changed about the request, one line each (targets widened, …). */
+  notes: string[];
   action: RemediationAction;
   ttlMs: number;
   observeMs: number;
@@ -56,11 +61,16 @@ export function checkRemediation(
   allowlist: readonly AllowEntry[] = [],
 ): CheckedRemediation {
   const problems: string[] = [];
+  const notes: string[] = [];
   const targets: Target[] = [];
   if (request.targets.length === 0) problems.push('no target given');
   for (const input of request.targets) {
     try {
-      const target = checkTarget(input, limits);
+      const given = checkTarget(input, limits);
+      const narrowest = given.family === 'ipv4' ? limits.narrowestV4 : limits.narrowestV6;
+      const target = narrowest === undefined ? given : widen(given, narrowest);
+      if (target !== given)
+        notes.push(`${given.cidr} widened to ${target.cidr} (narrowest remediated prefix /${narrowest})`);
       const allowed = allowlisted(target, allowlist);
       if (allowed) problems.push(allowlistMessage(target, allowed));
       else if (!targets.some((t) => t.cidr === target.cidr)) targets.push(target);
@@ -84,6 +94,7 @@ export function checkRemediation(
   if (problems.length > 0) throw new PolicyError(problems);
   return {
     targets,
+    notes,
     action: request.action as RemediationAction,
     ttlMs: request.ttlMs,
     observeMs: request.observeMs,

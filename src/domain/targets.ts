@@ -111,6 +111,13 @@ function mask(family: IpFamily, prefix: number): bigint {
   return ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - prefix)) - 1n);
 }
 
+/** The enclosing network of `prefix` bits (a no-op when the target is already that wide or wider). */
+export function widen(target: Target, prefix: number): Target {
+  if (target.prefix <= prefix) return target;
+  const network = target.network & mask(target.family, prefix);
+  return { family: target.family, network, prefix, cidr: formatCidr(target.family, network, prefix) };
+}
+
 export function formatCidr(family: IpFamily, network: bigint, prefix: number): string {
   return `${family === 'ipv4' ? formatIpv4(network) : formatIpv6(network)}/${prefix}`;
 }

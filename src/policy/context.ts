@@ -91,13 +91,14 @@ export function assess(
     out.offences = offences;
     const nth = offences + 1;
     const ladder = repeat.ttls[Math.min(nth, repeat.ttls.length) - 1] ?? out.ttlMs;
+    const within = `${ordinal(nth)} offence within ${formatDuration(repeat.lookback)}`;
     if (nth > 1 && ladder > out.ttlMs) {
       const jittered = Math.round(ladder * (1 + repeat.jitter * random()));
       const ttl = Math.min(jittered, policy.caps?.maxTtl ?? maxTtlMs, maxTtlMs);
-      out.explanations.push(
-        `${ordinal(nth)} offence within ${formatDuration(repeat.lookback)}: TTL ${formatDuration(ttl)} instead of ${formatDuration(out.ttlMs)}`,
-      );
+      out.explanations.push(`${within}: TTL ${formatDuration(ttl)} instead of ${formatDuration(out.ttlMs)}`);
       out.ttlMs = ttl;
+    } else {
+      out.explanations.push(`${within}: TTL ${formatDuration(out.ttlMs)} as requested`);
     }
   }
   const approvals = policy.approvals;

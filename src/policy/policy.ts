@@ -3,6 +3,7 @@
  * (`PERIMETER_ALLOWLIST`, `PERIMETER_DRY_RUN`): the ranges that are never remediated, and the
  * global log-only switch. Validated with zod; errors name the file, line and field.
  */
+import { dirname, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../config';
 import { readConfigFile } from '../config-file';
@@ -26,23 +27,25 @@ const context = z.strictObject({
   reputation,
 });
 
+const identityEntries = z.array(
+  context.extend({
+    match: z.strictObject({
+      user: z.string().optional(),
+      session: z.string().optional(),
+      apiKey: z.string().optional(),
+      ip: z.string().optional(),
+    }),
+  }),
+);
+
 const identitySchema = z
   .strictObject({
     /** `static`: a list in this file; `http`: POST the hints to `url`, expect a context back. */
     source: z.enum(['static', 'http']),
     /** For `static`: who is who, matched by user, session, API key or address. */
-    entries: z
-      .array(
-        context.extend({
-          match: z.strictObject({
-            user: z.string().optional(),
-            session: z.string().optional(),
-            apiKey: z.string().optional(),
-            ip: z.string().optional(),
-          }),
-        }),
-      )
-      .default([]),
+    entries: identityEntries.default([]),
+    /** For `static`: more entries from their own YAML or JSON file (relative to the policy file). */
+    file: z.string().min(1).optional(),
     url: z.url().optional(),
     timeout: durationText.default(2_000),
     /** Used when the service cannot be reached; stated in the incident. */
@@ -92,6 +95,9 @@ const capsSchema = z.strictObject({
   /** Widest prefixes that may be remediated (tighter than PERIMETER_MIN_PREFIX_V4/V6 only). */
   widestV4: z.number().int().min(1).max(32).optional(),
   widestV6: z.number().int().min(1).max(128).optional(),
+  /** Narrower targets are widened to these prefixes, e.g. 64 to block an IPv6 host's whole /64. */
+  narrowestV4: z.number().int().min(1).max(32).optional(),
+  narrowestV6: z.number().int().min(1).max(128).optional(),
   maxCampaignTargets: z.number().int().min(1).optional(),
 });
 
@@ -141,10 +147,19 @@ export function loadPolicy(config: Config, path = config.policyFile): Policy {
     ...(e.expires ? { expiresAt: Date.parse(e.expires) } : {}),
   }));
   for (const c of config.allowlist) allowlist.push({ cidr: c, comment: 'PERIMETER_ALLOWLIST' });
+  let identity = file.identity;
+  if (identity?.file && path) {
+    const entries = readConfigFile(
+      resolvePath(dirname(path), identity.file),
+      identityEntries,
+      'identity file',
+    );
+    identity = { ...identity, entries: [...identity.entries, ...entries] };
+  }
   return {
     allowlist,
     dryRun: config.dryRun || file.dryRun,
-    identity: file.identity,
+    identity,
     actions: file.actions,
     repeatOffenders: file.repeatOffenders,
     approvals: file.approvals,
@@ -156,10 +171,15 @@ export function loadPolicy(config: Config, path = config.policyFile): Policy {
 }
 
 /** The configured limits, tightened by the policy's caps (a policy can narrow, never widen them). */
-export function withCaps<L extends { maxTtlMs: number; minPrefixV4: number; minPrefixV6: number }>(
-  limits: L,
-  policy: Pick<Policy, 'caps'>,
-): L {
+export function withCaps<
+  L extends {
+    maxTtlMs: number;
+    minPrefixV4: number;
+    minPrefixV6: number;
+    narrowestV4?: number;
+    narrowestV6?: number;
+  },
+>(limits: L, policy: Pick<Policy, 'caps'>): L {
   const caps = policy.caps;
   if (!caps) return limits;
   return {
@@ -167,5 +187,12 @@ export function withCaps<L extends { maxTtlMs: number; minPrefixV4: number; minP
     maxTtlMs: Math.min(limits.maxTtlMs, caps.maxTtl ?? Infinity),
     minPrefixV4: Math.max(limits.minPrefixV4, caps.widestV4 ?? 0),
     minPrefixV6: Math.max(limits.minPrefixV6, caps.widestV6 ?? 0),
+    // Never widened past the widest allowed prefix.
+    ...(caps.narrowestV4 !== undefined
+      ? { narrowestV4: Math.max(caps.narrowestV4, limits.minPrefixV4, caps.widestV4 ?? 0) }
+      : {}),
+    ...(caps.narrowestV6 !== undefined
+      ? { narrowestV6: Math.max(caps.narrowestV6, limits.minPrefixV6, caps.widestV6 ?? 0) }
+      : {}),
   };
 }

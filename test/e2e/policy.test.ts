@@ -152,7 +152,10 @@ describe('context: identity and repeat offenders', () => {
       return s.state === 'active' ? s : undefined;
     });
     expect(status.action).toBe('challenge');
-    expect(status.policy).toEqual(['challenge instead of block: authenticated user u-42, reputation 91']);
+    expect(status.policy).toEqual([
+      'challenge instead of block: authenticated user u-42, reputation 91',
+      '1st offence within 1h: TTL 10m as requested',
+    ]);
     expect(await contextStack.setContents('challenge')).toContain('203.0.119.160/32');
     expect(await contextStack.setContents('block')).not.toContain('203.0.119.160/32');
   });

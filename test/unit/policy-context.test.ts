@@ -3,7 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { assess, type AssessInput } from '../../src/policy/context';
 import { approvalBlocks } from '../../src/slack/messages';
 import { lookupIdentity } from '../../src/policy/identity';
-import { policyFileSchema, type Policy } from '../../src/policy/policy';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config';
+import { loadPolicy, policyFileSchema, type Policy } from '../../src/policy/policy';
 
 function policy(file: unknown): Policy {
   const f = policyFileSchema.parse(file);
@@ -64,7 +68,10 @@ describe('repeat offenders', () => {
   const p = policy({ repeatOffenders: { lookback: '24h', ttls: ['1h', '4h', '24h'] } });
 
   it('escalates the TTL with each earlier offence in the look-back, capped by the maximum TTL', () => {
-    expect(assess(input(), p, DAY, { offences: 0 }).ttlMs).toBe(600_000);
+    expect(assess(input(), p, DAY, { offences: 0 })).toMatchObject({
+      ttlMs: 600_000,
+      explanations: ['1st offence within 1d: TTL 10m as requested'],
+    });
     expect(assess(input(), p, DAY, { offences: 1 }).ttlMs).toBe(4 * 3_600_000);
     const third = assess(input(), p, DAY, { offences: 2 });
     expect(third.ttlMs).toBe(DAY);
@@ -190,6 +197,30 @@ describe('approval message', () => {
     });
     expect(JSON.stringify(blocks)).toContain(
       '*Policy*\\n• challenge instead of block: authenticated user u-42, reputation 91',
+    );
+  });
+});
+
+describe('static identity file', () => {
+  it('reads entries from their own file, next to the policy', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'identity-'));
+    writeFileSync(
+      join(dir, 'people.yaml'),
+      '- { match: { session: s-9 }, principal: bob, authenticated: true, reputation: 60 }\n',
+    );
+    writeFileSync(join(dir, 'policy.yaml'), 'identity: { source: static, file: people.yaml }\n');
+    const policy = loadPolicy(loadConfig({}), join(dir, 'policy.yaml'));
+    expect(
+      await lookupIdentity(policy.identity ?? fail('no identity'), { ip: '203.0.113.9', session: 's-9' }),
+    ).toEqual({
+      principal: 'bob',
+      authenticated: true,
+      reputation: 60,
+      source: 'static',
+    });
+    writeFileSync(join(dir, 'people.yaml'), '- { match: { session: s-9 }, reputation: 60 }\n');
+    expect(() => loadPolicy(loadConfig({}), join(dir, 'policy.yaml'))).toThrow(
+      /people\.yaml:1: \[0\]\.authenticated/,
     );
   });
 });

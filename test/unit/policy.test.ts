@@ -144,3 +144,18 @@ describe('caps', () => {
     );
   });
 });
+
+describe('narrowest prefix', () => {
+  it('widens narrower targets, never past the widest allowed prefix, and says so', () => {
+    const capped = withCaps(limits, { caps: { narrowestV6: 64, narrowestV4: 8 } });
+    expect(capped).toMatchObject({ narrowestV6: 64, narrowestV4: 16 });
+    const checked = checkRemediation(
+      { targets: ['2001:db8:aa:bb::1', '203.0.113.9'], action: 'block', ttlMs: 60_000, observeMs: 0 },
+      withCaps(limits, { caps: { narrowestV6: 64 } }),
+    );
+    expect(checked.targets.map((t) => t.cidr)).toEqual(['2001:db8:aa:bb::/64', '203.0.113.9/32']);
+    expect(checked.notes).toEqual([
+      '2001:db8:aa:bb::1/128 widened to 2001:db8:aa:bb::/64 (narrowest remediated prefix /64)',
+    ]);
+  });
+});
