@@ -91,13 +91,21 @@ function inspectReferer(referer: string): number {
 }
 
 /** The attack classes a request shows: unique, in `ATTACK_CLASSES` order, empty when none. */
+/**
+ * Only this much of a URI or referer is inspected: a bound on the work one hostile line can cost
+ * (AWS WAF itself inspects only the first kilobytes of a request part).
+ */
+export const INSPECTED_LENGTH = 8_192;
+const inspected = (text: string) => (text.length > INSPECTED_LENGTH ? text.slice(0, INSPECTED_LENGTH) : text);
+
 export function classifyRequest(req: ClassifiableRequest): AttackClass[] {
-  let bits = upstreamClasses(req.labels, req.upstream) | remembered(uriVerdicts, req.uri, inspectUri);
+  let bits =
+    upstreamClasses(req.labels, req.upstream) | remembered(uriVerdicts, inspected(req.uri), inspectUri);
   if (req.userAgent && isScannerUa(req.userAgent)) bits |= SCANNER;
   if (hasScannerHeaders(req.headers)) bits |= SCANNER;
   const referer = req.headers.referer;
   if (referer && (bits & (SQLI | XSS)) !== (SQLI | XSS)) {
-    bits |= remembered(refererVerdicts, referer, inspectReferer);
+    bits |= remembered(refererVerdicts, inspected(referer), inspectReferer);
   }
   return classList(bits);
 }

@@ -61,15 +61,15 @@ const FAMILIES: readonly Family[] = [
       new RegExp(String.raw`${BREAKOUT}\s*${BOOL}[\s(]*[\w'"\x60()]{1,64}\s*(?:--|#|/\*)`),
       // A closed literal followed by a dangling operator: `admin' or '`, `' or` (login bypass stubs).
       /(?:^|[\w=&])['"`]\s+(?:or|and)(?:\s+['"`])?\s*(?:$|&)/,
-      /\b(?:or|and)\s+(?:not\s+)?\(?\s*exists\s*[()]/,
+      /\b(?:or|and)\s+(?:not\s+)?(?:\(\s*)?exists\s*[()]/,
     ]),
   },
   {
     needs: /['"`]/,
     rules: anyOf([
       // A literal closed, then the rest of the query commented out: `admin'--`, `')#`, `'/*`.
-      /(?:^|[\w)=&])['"`]\s*\)*\s*(?:--|#|;\s*(?:--|#))[\s+-]*(?:$|&)/,
-      /['"`]\s*\)*\s*\/\*/,
+      /(?:^|[\w)=&])['"`](?:\s|\))*(?:--|#|;\s*(?:--|#))[\s+-]*(?:$|&)/,
+      /['"`](?:\s|\))*\/\*/,
       // String concatenation right after a closed literal: `'sel' || 'ect'`, `'x'||(select …)`.
       /['"]\s*\|\|\s*['"(]/,
       // Column-count probing after a closed literal: `1' order by 3--`.
