@@ -5,6 +5,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { PolicyStore } from './policy/store';
+import type { Policy } from './policy/policy';
 import { releaseAllowlisted } from './policy/enforce';
 import { offenceCounter } from './policy/assess';
 import { DryRunGateway } from './waf/dry-run-gateway';
@@ -78,14 +79,17 @@ export async function createPerimeterWorker(
   });
   // A policy change reaches running incidents: newly allowlisted targets are released early.
   let enforcing = Promise.resolve();
-  policy.onChange((next) => {
+  const enforce = (next: Policy) => {
     enforcing = enforcing
       .then(() => releaseAllowlisted(client, config.temporal.taskQueue, next, log))
       .then(
         () => undefined,
         (err: unknown) => log(`policy enforcement failed: ${(err as Error).message}`),
       );
-  });
+  };
+  policy.onChange(enforce);
+  // The policy this worker starts with may allowlist what an earlier one blocked.
+  enforce(policy.current());
   const unwatch = policy.watch(extras.policyPollMs);
   return {
     worker,
@@ -93,7 +97,8 @@ export async function createPerimeterWorker(
     policy,
     async close() {
       unwatch();
-      await enforcing;
+      // Not awaited to the end: a worker that stops must not hang on a release in flight.
+      await Promise.race([enforcing, new Promise((r) => setTimeout(r, 2_000).unref())]);
       await client.connection.close();
       await connection.close();
     },

@@ -84,6 +84,9 @@ export interface IncidentCarryOver {
   approvalMessage?: { channel: string; ts: string };
   dryRun?: boolean;
   policyNotes?: string[];
+  /** Absent in carry-overs written before the policy could require approval. */
+  approval?: ApprovalMode;
+  approvalPolicy?: ApprovalPolicy;
 }
 
 export type IncidentState =
@@ -220,9 +223,24 @@ export const CAMPAIGN_ID_PREFIX = `${WORKFLOW_ID_PREFIX}campaign/`;
 
 /**
  * One workflow for a burst: many sources crossing one detector rule together share one
- * approval, one message and one TTL. The window start makes a replayed burst join, not repeat.
+ * approval, one message and one TTL. The window start and a digest of the targets make a replayed
+ * burst join its campaign, while two different bursts in the same second stay apart.
  */
-export function campaignWorkflowId(detector: string, windowStart: number): string {
+export function campaignWorkflowId(
+  detector: string,
+  windowStart: number,
+  targets: readonly string[],
+): string {
   const name = detector.replace(/[^A-Za-z0-9._-]/g, '-');
-  return `${CAMPAIGN_ID_PREFIX}${name}/${new Date(windowStart).toISOString()}`;
+  return `${CAMPAIGN_ID_PREFIX}${name}/${new Date(windowStart).toISOString()}/${digest([...targets].sort().join(','))}`;
+}
+
+/** FNV-1a, 32 bits, as 8 hex digits: short, stable, pure. */
+function digest(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
 }

@@ -118,6 +118,8 @@ export class Incident {
       this.approvalMessage = r.approvalMessage;
       this.dryRun = r.dryRun ?? false;
       this.policyNotes = r.policyNotes ?? [];
+      if (r.approval) this.approval = r.approval;
+      if (r.approvalPolicy) this.approvalPolicy = r.approvalPolicy;
       this.state = 'active';
       this.timeline.push(...r.timeline);
     }
@@ -142,6 +144,8 @@ export class Incident {
       approvalMessage: this.approvalMessage,
       ...(this.dryRun ? { dryRun: true } : {}),
       ...(this.policyNotes.length > 0 ? { policyNotes: this.policyNotes } : {}),
+      approval: this.approval,
+      ...(this.approvalPolicy ? { approvalPolicy: this.approvalPolicy } : {}),
     };
   }
 

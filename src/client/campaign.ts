@@ -80,7 +80,7 @@ export async function startCampaign(
   const fresh = accepted.filter((t) => !open.has(t));
   if (fresh.length === 0) return { joined, refused };
   const input = incidentInput(config, detection, checkDetection(config, detection, fresh));
-  const workflowId = campaignWorkflowId(detection.detector, detection.windowStart);
+  const workflowId = campaignWorkflowId(detection.detector, detection.windowStart, input.targets);
   const campaign = await signalWithStartIncident(client, config, input, sighting, workflowId);
   return { campaign, joined, refused };
 }

@@ -212,6 +212,8 @@ export class TemporalDispatcher implements DetectorOutput {
         this.onEvent({ kind: 'error', incident, message: (err as Error).message });
       }
     }
+    // Targets that got no incident are not claimed any more: their next attacks count afresh.
+    for (const t of incident.targets) if (!ids.has(t)) this.detector?.release(t);
     return ids;
   }
 

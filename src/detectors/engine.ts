@@ -157,14 +157,12 @@ export class Detector {
     const keyed = state.rule.key !== 'ip';
     if (keyed && sources.length > 1) {
       // One API key or user agent behind many addresses is one actor: one incident for all of them.
-      this.emit(
-        state,
-        'campaign',
-        sources,
-        window.firstAt,
-        evidence,
-        `${sources.length} addresses sharing one ${state.rule.key.slice(7)}`,
-      );
+      const { maxTargets } = this.config.campaign;
+      for (let i = 0; i < sources.length; i += maxTargets) {
+        const part = sources.slice(i, i + maxTargets);
+        const who = `${part.length} addresses sharing one ${state.rule.key.slice('header:'.length)}`;
+        this.emit(state, 'campaign', part, window.firstAt + i / maxTargets, evidence, who);
+      }
       return;
     }
     const cutoff = at - state.rule.windowMs;

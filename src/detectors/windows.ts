@@ -23,11 +23,13 @@ export interface WindowEvidence {
 interface Entry {
   at: number;
   classes: readonly AttackClass[];
+  source: string;
 }
 
 class KeyWindow {
   private entries: Entry[] = [];
   private head = 0;
+  private readonly lastSeen = new Map<string, number>();
   readonly evidence: WindowEvidence;
 
   constructor(at: number) {
@@ -37,11 +39,12 @@ class KeyWindow {
   add(at: number, classes: readonly AttackClass[], source: string, sample: string, user?: string): void {
     const e = this.evidence;
     if (user) e.user = user;
-    this.entries.push({ at, classes });
+    this.entries.push({ at, classes, source });
+    this.lastSeen.set(source, Math.max(this.lastSeen.get(source) ?? at, at));
     e.requests++;
     for (const c of classes) e.byClass[c] = (e.byClass[c] ?? 0) + 1;
     if (e.samples.length < MAX_SAMPLES) e.samples.push(sample);
-    if (e.sources.size < MAX_SOURCES) e.sources.add(source);
+    if (e.sources.size < MAX_SOURCES || e.sources.has(source)) e.sources.add(source);
     if (at < e.firstAt) e.firstAt = at;
     if (at > e.lastAt) e.lastAt = at;
   }
@@ -52,6 +55,11 @@ class KeyWindow {
     while (this.head < entries.length && (entries[this.head]?.at ?? Infinity) < cutoff) {
       const old = entries[this.head++] as Entry;
       evidence.requests--;
+      // A source whose last request has left the window is no longer part of this key's evidence.
+      if ((this.lastSeen.get(old.source) ?? Infinity) <= old.at) {
+        this.lastSeen.delete(old.source);
+        evidence.sources.delete(old.source);
+      }
       for (const c of old.classes) evidence.byClass[c] = (evidence.byClass[c] ?? 1) - 1;
     }
     if (this.head > 1_024 && this.head * 2 > entries.length) {

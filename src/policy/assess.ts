@@ -22,13 +22,22 @@ export async function assessRemediation(deps: AssessDeps, input: AssessInput): P
     identity = await lookupIdentity(policy.identity, { ...input.identity, ip });
   }
   let offences: number | undefined;
+  let unknownHistory: string | undefined;
   if (policy.repeatOffenders) {
-    offences = await deps.countOffences(target, Date.now() - policy.repeatOffenders.lookback);
+    try {
+      offences = await deps.countOffences(target, Date.now() - policy.repeatOffenders.lookback);
+    } catch (err) {
+      // The remediation must not wait on history: count none, and say so.
+      offences = 0;
+      unknownHistory = `earlier offences could not be counted (${(err as Error).message}): treated as a first offence`;
+    }
   }
-  return assess(input, policy, deps.maxTtlMs, {
+  const decided = assess(input, policy, deps.maxTtlMs, {
     ...(identity ? { identity } : {}),
     ...(offences !== undefined ? { offences } : {}),
   });
+  if (unknownHistory) decided.explanations.unshift(unknownHistory);
+  return decided;
 }
 
 /** Counts, in the visibility store, closed incidents for the target that were applied and released. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DetectorConfigError, loadDetectorConfig, parseDetectorConfig } from '../../src/detectors/config';
 import { Detector, type DetectorOutput, type PlannedIncident } from '../../src/detectors/engine';
 import type { AttackClass, LogRecord } from '../../src/detectors/types';
+import { campaignWorkflowId } from '../../workflows/definitions';
 
 const T0 = Date.parse('2026-11-22T10:00:00Z');
 
@@ -161,6 +162,25 @@ describe('campaigns', () => {
     const campaigns = out.started.filter((i) => i.kind === 'campaign');
     expect(campaigns.map((c) => c.targets.length)).toEqual([10, 10, 5]);
     expect(new Set(campaigns.map((c) => c.windowStart)).size).toBe(3);
+  });
+
+  it('leaves out of a keyed incident the addresses whose requests have left the window', () => {
+    const { d, out } = detector({
+      rules: [{ name: 'key', key: 'header:x-api-key', threshold: 4, window: '60s' }],
+    });
+    const withKey = { headers: { 'x-api-key': 'k-9' } };
+    d.push(request('203.0.113.70', 0, withKey), ['sqli'], 'x');
+    for (let i = 0; i < 4; i++)
+      d.push(request(`203.0.113.${71 + (i % 2)}`, 90_000 + i, withKey), ['sqli'], 'x');
+    expect(out.started[0]?.targets.sort()).toEqual(['203.0.113.71', '203.0.113.72']);
+  });
+
+  it('gives different bursts in the same second different campaign IDs, and a replay the same one', () => {
+    const at = Date.parse('2026-11-22T10:00:00Z');
+    const a = campaignWorkflowId('edge.key', at, ['203.0.113.1/32', '203.0.113.2/32']);
+    expect(campaignWorkflowId('edge.key', at, ['203.0.113.2/32', '203.0.113.1/32'])).toBe(a);
+    expect(campaignWorkflowId('edge.key', at, ['203.0.113.3/32'])).not.toBe(a);
+    expect(a).toMatch(/^perimeter\/campaign\/edge\.key\/2026-11-22T10:00:00\.000Z\/[0-9a-f]{8}$/);
   });
 
   it('treats many addresses sharing one API key as one actor', () => {
