@@ -51,6 +51,11 @@ const schema = z.strictObject({
     .array(ruleSchema)
     .min(1)
     .default([{ name: 'attacks', key: 'ip' }]),
+  /**
+   * Pass the log's user name (combined `%u`) to the policy's identity lookup. Off by default:
+   * nginx fills it from any Basic Authorization header, verified or not.
+   */
+  trustLoggedUser: z.boolean().default(false),
   campaign: z
     .strictObject({
       /** This many sources crossing one rule together become one campaign incident. */
@@ -79,6 +84,7 @@ export interface DetectorRule {
 
 export interface DetectorConfig {
   detector: string;
+  trustLoggedUser: boolean;
   rules: DetectorRule[];
   campaign: { minSources: number; holdMs: number; maxTargets: number };
 }
@@ -129,7 +135,12 @@ function resolve(file: z.infer<typeof schema>, o: DetectorOverrides): DetectorCo
     names.add(r.name);
   }
   const { minSources, hold, maxTargets } = file.campaign;
-  return { detector: file.detector, rules, campaign: { minSources, holdMs: hold, maxTargets } };
+  return {
+    detector: file.detector,
+    trustLoggedUser: file.trustLoggedUser,
+    rules,
+    campaign: { minSources, holdMs: hold, maxTargets },
+  };
 }
 
 /** Reads a YAML or JSON detector config; errors carry the file name and line. */

@@ -143,7 +143,7 @@ export class TemporalDispatcher implements DetectorOutput {
       reason: incident.reason,
       detector: this.config.detector,
       requestedBy: this.requestedBy,
-      ...(evidence.user ? { identity: { user: evidence.user } } : {}),
+      ...(evidence.user && this.config.trustLoggedUser ? { identity: { user: evidence.user } } : {}),
       evidence: {
         classes: evidence.byClass,
         samples: evidence.samples,
