@@ -4,13 +4,13 @@
  * already under remediation join their open incident as evidence; targets the policy refuses are
  * reported and left out, so one internal address in a burst does not stop the rest.
  */
-import { checkTarget, TargetError } from '../domain/targets';
-import { PolicyError } from '../domain/policy';
-import { allowlisted, allowlistMessage } from '../domain/allowlist';
+import { TargetError } from '../domain/targets';
+import { checkPolicyTarget, PolicyError } from '../domain/policy';
 import { clientPolicy } from '../policy/store';
 import { campaignWorkflowId, sightingSignal, type Sighting } from '../../workflows/definitions';
 import {
   checkDetection,
+  clientLimits,
   findOpenIncidents,
   firstSighting,
   incidentInput,
@@ -42,13 +42,10 @@ export function partitionTargets(
 ): { accepted: string[]; refused: StartedCampaign['refused'] } {
   const accepted = new Set<string>();
   const refused: StartedCampaign['refused'] = [];
-  const { allowlist } = clientPolicy(config);
+  const [limits, allowlist] = clientLimits(config);
   for (const target of targets) {
     try {
-      const checked = checkTarget(target, config.policy);
-      const allowed = allowlisted(checked, allowlist);
-      if (allowed) refused.push({ target, reason: allowlistMessage(checked, allowed) });
-      else accepted.add(checked.cidr);
+      accepted.add(checkPolicyTarget(target, limits, allowlist).target.cidr);
     } catch (err) {
       if (!(err instanceof TargetError)) throw err;
       refused.push({ target, reason: err.message });
@@ -63,9 +60,9 @@ export async function startCampaign(
 ): Promise<StartedCampaign> {
   const { client, config } = deps;
   const { accepted, refused } = partitionTargets(config, detection.targets);
-  // Action, TTL and observation window are checked even when no target is left.
-  checkDetection(config, detection, accepted.length > 0 ? accepted : ['192.0.2.1']);
   if (accepted.length === 0) throw new PolicyError(refused.map((r) => r.reason));
+  // Action, TTL and observation window, before any incident hears of this detection.
+  const checked = checkDetection(config, detection, accepted);
   const cap = clientPolicy(config).caps?.maxCampaignTargets;
   if (cap !== undefined && accepted.length > cap) {
     throw new PolicyError([`${accepted.length} targets exceed the policy's maximum of ${cap} per campaign`]);
@@ -77,9 +74,11 @@ export async function startCampaign(
     await signalQuietly(deps, workflowId, { ...sighting, source: target });
     joined.push({ target, workflowId });
   }
-  const fresh = accepted.filter((t) => !open.has(t));
-  if (fresh.length === 0) return { joined, refused };
-  const input = incidentInput(config, detection, checkDetection(config, detection, fresh));
+  if (open.size === accepted.length) return { joined, refused };
+  const input = incidentInput(config, detection, {
+    ...checked,
+    targets: checked.targets.filter((t) => !open.has(t.cidr)),
+  });
   const workflowId = campaignWorkflowId(detection.detector, detection.windowStart, input.targets);
   const campaign = await signalWithStartIncident(client, config, input, sighting, workflowId);
   return { campaign, joined, refused };

@@ -12,7 +12,8 @@ import { clientPolicy } from '../policy/store';
 import { withCaps } from '../policy/policy';
 import type { IdentityHints } from '../policy/context';
 import { formatDuration } from '../domain/durations';
-import { checkRemediation, type RemediationAction } from '../domain/policy';
+import { checkRemediation, type PolicyLimits, type RemediationAction } from '../domain/policy';
+import type { AllowEntry } from '../domain/allowlist';
 import { parseTarget } from '../domain/targets';
 import {
   decideUpdate,
@@ -97,9 +98,14 @@ export function checkDetection(config: Config, detection: Detection, targets = d
       ttlMs: detection.ttlMs ?? config.policy.defaultTtlMs,
       observeMs: detection.observeMs ?? config.policy.defaultObserveMs,
     },
-    withCaps(limitsOf(config), clientPolicy(config)),
-    clientPolicy(config).allowlist,
+    ...clientLimits(config),
   );
+}
+
+/** The client's copy of the limits and allowlist: the environment's, tightened by the policy file. */
+export function clientLimits(config: Config): [PolicyLimits, AllowEntry[]] {
+  const policy = clientPolicy(config);
+  return [withCaps(limitsOf(config), policy), policy.allowlist];
 }
 
 /** The workflow input for checked targets of a detection. */
@@ -240,7 +246,7 @@ async function closesWithin(handle: WorkflowHandle, ms: number): Promise<boolean
 }
 
 /** States of an incident that is still running but will not apply anything any more. */
-const ENDING_STATES = ['releasing', 'released', 'stood-down', 'rejected'];
+export const ENDING_STATES = ['releasing', 'released', 'stood-down', 'rejected'];
 
 /**
  * Signal-with-start, and find out what happened: started a new incident, or joined the open one.

@@ -55,6 +55,27 @@ export function isRemediationAction(value: string): value is RemediationAction {
   return (REMEDIATION_ACTIONS as readonly string[]).includes(value);
 }
 
+/**
+ * One target against everything the policy says about targets: validity, width, reserved and
+ * allowlisted ranges, and widening to the narrowest prefix. Throws TargetError with the reason.
+ */
+export function checkPolicyTarget(
+  input: string,
+  limits: PolicyLimits,
+  allowlist: readonly AllowEntry[] = [],
+): { target: Target; note?: string } {
+  const given = checkTarget(input, limits);
+  const narrowest = given.family === 'ipv4' ? limits.narrowestV4 : limits.narrowestV6;
+  const target = narrowest === undefined ? given : widen(given, narrowest);
+  const allowed = allowlisted(target, allowlist);
+  if (allowed) throw new TargetError(input, allowlistMessage(target, allowed));
+  if (target === given) return { target };
+  return {
+    target,
+    note: `${given.cidr} widened to ${target.cidr} (narrowest remediated prefix /${narrowest})`,
+  };
+}
+
 export function checkRemediation(
   request: RemediationRequest,
   limits: PolicyLimits,
@@ -66,14 +87,9 @@ export function checkRemediation(
   if (request.targets.length === 0) problems.push('no target given');
   for (const input of request.targets) {
     try {
-      const given = checkTarget(input, limits);
-      const narrowest = given.family === 'ipv4' ? limits.narrowestV4 : limits.narrowestV6;
-      const target = narrowest === undefined ? given : widen(given, narrowest);
-      if (target !== given)
-        notes.push(`${given.cidr} widened to ${target.cidr} (narrowest remediated prefix /${narrowest})`);
-      const allowed = allowlisted(target, allowlist);
-      if (allowed) problems.push(allowlistMessage(target, allowed));
-      else if (!targets.some((t) => t.cidr === target.cidr)) targets.push(target);
+      const { target, note } = checkPolicyTarget(input, limits, allowlist);
+      if (note) notes.push(note);
+      if (!targets.some((t) => t.cidr === target.cidr)) targets.push(target);
     } catch (err) {
       if (!(err instanceof TargetError)) throw err;
       problems.push(err.message);

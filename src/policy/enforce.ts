@@ -9,6 +9,7 @@ import {
   incidentStatus,
   listRemediations,
   releaseRemediation,
+  ENDING_STATES,
   type ActiveRemediation,
 } from '../client/remediation';
 import type { Policy } from './policy';
@@ -23,7 +24,7 @@ export async function releaseAllowlisted(
   if (policy.allowlist.length === 0) return released;
   // Only this deployment's incidents: the ones its workers can answer for.
   const incidents = (await listRemediations(client, { taskQueue })).filter(
-    (i) => !['releasing', 'released', 'stood-down', 'rejected'].includes(i.state),
+    (i) => !ENDING_STATES.includes(i.state),
   );
   // A few at a time, each on its own: one incident that cannot be asked must not hold up the rest.
   for (let i = 0; i < incidents.length; i += 8) {

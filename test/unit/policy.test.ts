@@ -8,6 +8,7 @@ import { checkRemediation, PolicyError } from '../../src/domain/policy';
 import { parseTarget } from '../../src/domain/targets';
 import { loadPolicy, withCaps } from '../../src/policy/policy';
 import { PolicyStore } from '../../src/policy/store';
+import { partitionTargets } from '../../src/client/campaign';
 
 const dir = mkdtempSync(join(tmpdir(), 'policy-'));
 const file = (name: string, text: string) => {
@@ -157,5 +158,24 @@ describe('narrowest prefix', () => {
     expect(checked.notes).toEqual([
       '2001:db8:aa:bb::1/128 widened to 2001:db8:aa:bb::/64 (narrowest remediated prefix /64)',
     ]);
+  });
+});
+
+describe('campaign targets', () => {
+  it('are checked like single targets: allowlist, reserved ranges and the policy caps', () => {
+    const path = file(
+      'campaign.yaml',
+      'allowlist: [{ cidr: 198.51.100.7, comment: egress }]\ncaps: { narrowestV6: 64, widestV4: 24 }\n',
+    );
+    const { accepted, refused } = partitionTargets(loadConfig({ PERIMETER_POLICY: path }), [
+      '2001:db8:1:2::5',
+      '198.51.100.7',
+      '10.0.0.1',
+      '203.0.113.9',
+      '203.0.112.0/20',
+    ]);
+    expect(accepted).toEqual(['2001:db8:1:2::/64', '203.0.113.9/32']);
+    expect(refused.map((r) => r.target)).toEqual(['198.51.100.7', '10.0.0.1', '203.0.112.0/20']);
+    expect(refused[0]?.reason).toMatch(/allowlisted \(198\.51\.100\.7\/32: egress\)/);
   });
 });
