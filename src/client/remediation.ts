@@ -356,12 +356,26 @@ async function updateOpenIncident<Ret, Req>(
   request: Req,
 ): Promise<Ret & { workflowId: string }> {
   const handle = handleFor(client, idOrTarget);
-  try {
-    const result = await handle.executeUpdate(update, { args: [request] });
-    return { ...result, workflowId: handle.workflowId };
-  } catch (err) {
-    throw new IncidentEndedError(handle.workflowId, await endedState(handle, err));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = await handle.executeUpdate(update, { args: [request] });
+      return { ...result, workflowId: handle.workflowId };
+    } catch (err) {
+      // Under load the workflow task carrying the Update can time out (a busy sticky worker);
+      // the server then refuses the Update without applying it, so asking again is safe.
+      if (attempt < 4 && updateNotDelivered(err)) {
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+        continue;
+      }
+      throw new IncidentEndedError(handle.workflowId, await endedState(handle, err));
+    }
   }
+}
+
+function updateNotDelivered(err: unknown): boolean {
+  const e = err as { message?: string; cause?: { message?: string } };
+  const text = `${e.message ?? ''} ${e.cause?.message ?? ''}`;
+  return /unexpected workflow task failure/i.test(text);
 }
 
 export function decideRemediation(
