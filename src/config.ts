@@ -111,6 +111,14 @@ const configObject = z.object({
     }),
   /** Global log-only mode: incidents run in full, the WAF is never written. */
   PERIMETER_DRY_RUN: z.stringbool().default(false),
+  /** Virtual-patch rules take the first free web ACL priority at or above this one. */
+  PERIMETER_VPATCH_PRIORITY: z.coerce.number().int().min(0).max(1_000_000).default(100),
+  /** The web ACL's WCU budget; a patch that would exceed it is refused (AWS's default is 1,500). */
+  PERIMETER_WEB_ACL_CAPACITY: z.coerce.number().int().min(1).max(5_000).default(1_500),
+  /** How long a virtual patch holds when the request names no TTL (a fix usually ships within days). */
+  PERIMETER_VPATCH_DEFAULT_TTL: duration('7d'),
+  /** The longest a virtual patch may hold before it must be asked for again. */
+  PERIMETER_VPATCH_MAX_TTL: duration('30d'),
   /** Retry budget for one WAF write's lock conflicts inside a single activity attempt. */
   PERIMETER_WAF_LOCK_RETRIES: z.coerce.number().int().min(0).max(50).default(8),
 });
@@ -162,6 +170,16 @@ export const configSchema = configObject.superRefine((env, ctx) => {
       message: 'required with SLACK_BOT_TOKEN',
     });
   }
+  if (
+    env.PERIMETER_VPATCH_DEFAULT_TTL <= 0 ||
+    env.PERIMETER_VPATCH_DEFAULT_TTL > env.PERIMETER_VPATCH_MAX_TTL
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['PERIMETER_VPATCH_DEFAULT_TTL'],
+      message: `must be greater than zero and at most PERIMETER_VPATCH_MAX_TTL (${formatDuration(env.PERIMETER_VPATCH_MAX_TTL)})`,
+    });
+  }
   if (env.PERIMETER_DEFAULT_OBSERVE > env.PERIMETER_MAX_OBSERVE) {
     ctx.addIssue({
       code: 'custom',
@@ -180,7 +198,12 @@ export interface Config {
     setPrefix: string;
     webAcl: string;
     lockRetries: number;
+    /** First web ACL priority virtual patches may take. */
+    patchPriority: number;
+    /** The web ACL's WCU budget. */
+    capacityLimit: number;
   };
+  patches: { defaultTtlMs: number; maxTtlMs: number };
   stateDir: string;
   policyFile: string | undefined;
   allowlist: string[];
@@ -238,7 +261,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       setPrefix: e.PERIMETER_SET_PREFIX,
       webAcl: e.PERIMETER_WEB_ACL,
       lockRetries: e.PERIMETER_WAF_LOCK_RETRIES,
+      patchPriority: e.PERIMETER_VPATCH_PRIORITY,
+      capacityLimit: e.PERIMETER_WEB_ACL_CAPACITY,
     },
+    patches: { defaultTtlMs: e.PERIMETER_VPATCH_DEFAULT_TTL, maxTtlMs: e.PERIMETER_VPATCH_MAX_TTL },
     stateDir: e.PERIMETER_STATE_DIR,
     policyFile: e.PERIMETER_POLICY,
     allowlist: e.PERIMETER_ALLOWLIST,

@@ -2,6 +2,7 @@ import { WAFV2Client } from '@aws-sdk/client-wafv2';
 import type { Config } from '../config';
 import type { ProvisionOptions } from './provision';
 import { Wafv2Gateway } from './wafv2-gateway';
+import { Wafv2PatchGateway } from './patch-gateway';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
@@ -40,6 +41,8 @@ export function createWafClient(waf: Config['waf']): WAFV2Client {
 export interface ConfiguredWaf {
   client: WAFV2Client;
   gateway: Wafv2Gateway;
+  /** Virtual-patch rules in the managed web ACL. */
+  patches: Wafv2PatchGateway;
   provision: ProvisionOptions;
 }
 
@@ -52,6 +55,15 @@ export function configuredWaf(waf: Config['waf'], client: WAFV2Client = createWa
       scope: waf.scope,
       setPrefix: waf.setPrefix,
       lockRetries: waf.lockRetries,
+    }),
+    patches: new Wafv2PatchGateway({
+      client,
+      scope: waf.scope,
+      setPrefix: waf.setPrefix,
+      webAcl: waf.webAcl,
+      lockRetries: waf.lockRetries,
+      basePriority: waf.patchPriority,
+      capacityLimit: waf.capacityLimit,
     }),
     provision: {
       client,
