@@ -22,6 +22,15 @@ export type ContextDecision = Omit<Assessment, 'approvalTimeoutMs' | 'approvalDe
   approvalPolicy?: ApprovalPolicy;
 };
 import type { DecisionRecord } from '../workflows/definitions';
+import {
+  checkPatch,
+  describePatch,
+  patchRuleName,
+  type PatchRequest,
+  type PatchSpec,
+} from '../src/domain/virtual-patch';
+import type { PatchChangeResult, PatchGateway } from '../src/waf/patch-gateway';
+import type { PatchRuleAction } from '../src/waf/patch-rules';
 import { decisionOutcome, type ApprovalRequest } from '../src/slack/messages';
 import type { ApprovalNotifier, MessageRef } from '../src/slack/notifier';
 
@@ -30,6 +39,13 @@ export interface ActivityDeps {
   /** Used instead of `waf` for incidents validated under the global dry-run switch. */
   dryRunWaf: WafGateway;
   limits: PolicyLimits;
+  /** Virtual-patch rules in the web ACL, and their log-only twin for dry-run patches. */
+  patches: PatchGateway;
+  dryRunPatches: PatchGateway;
+  /** The WAF resource prefix: patch rules are named from it. */
+  setPrefix: string;
+  /** The longest a virtual patch may hold. */
+  maxPatchTtlMs: number;
   /** The policy in force now (it can change while incidents run). */
   policy: () => Policy;
   /** Earlier incidents for a target (the visibility store). */
@@ -67,6 +83,28 @@ export interface ValidatedRemediation {
   dryRun?: boolean;
   /** What the policy changed about the request (targets widened, …). */
   notes?: string[];
+}
+
+export interface ValidatedPatch {
+  spec: PatchSpec;
+  /** The rule's name in the web ACL. */
+  rule: string;
+  /** One line for people. */
+  summary: string;
+  limits: PolicyLimits;
+  dryRun?: boolean;
+  notes?: string[];
+}
+
+export interface PatchRuleInput {
+  spec: PatchSpec;
+  action: PatchRuleAction;
+  dryRun?: boolean;
+}
+
+export interface PatchRemoveInput {
+  findingId: string;
+  dryRun?: boolean;
 }
 
 export interface SetChangeInput {
@@ -166,6 +204,44 @@ export function createActivities(deps: ActivityDeps) {
         }
       }
       return wafCall(() => gateway(input).apply(input.action, input.cidrs, { signal: attemptSignal() }));
+    },
+
+    /** The patch against the worker's caps; a refusal is permanent and says why. */
+    async validateVirtualPatch(request: PatchRequest): Promise<ValidatedPatch> {
+      const limits = { ...withCaps(deps.limits, deps.policy()), maxTtlMs: deps.maxPatchTtlMs };
+      try {
+        const spec = checkPatch(request, limits);
+        return {
+          spec,
+          rule: patchRuleName(deps.setPrefix, spec.findingId),
+          summary: describePatch(spec),
+          limits,
+          ...(deps.policy().dryRun ? { dryRun: true } : {}),
+        };
+      } catch (err) {
+        if (!(err instanceof PolicyError)) throw err;
+        throw policyRejected(err.message, err.problems);
+      }
+    },
+
+    /** Puts the patch's rule in the web ACL with this action (read-modify-write with the lock token). */
+    async placePatchRule(input: PatchRuleInput): Promise<PatchChangeResult> {
+      const patches = input.dryRun ? deps.dryRunPatches : deps.patches;
+      return wafCall(() => patches.apply(input.spec, input.action, { signal: attemptSignal() }));
+    },
+
+    /** Takes the patch's rule (and its pattern set) out; already gone is a no-op. Always retryable. */
+    async removePatchRule(input: PatchRemoveInput): Promise<PatchChangeResult> {
+      const patches = input.dryRun ? deps.dryRunPatches : deps.patches;
+      try {
+        return await patches.release(input.findingId, { signal: attemptSignal() });
+      } catch (err) {
+        // No web ACL by that name holds no rule to remove.
+        if ((err as Error).name === ErrorTypes.WafNotProvisioned) {
+          return { rule: patchRuleName(deps.setPrefix, input.findingId), written: false, lockConflicts: 0 };
+        }
+        throw toApplicationFailure(err, { alwaysRetryable: true });
+      }
     },
 
     /** Shows the approval request (Slack, or the worker log); null when there is no message to edit later. */

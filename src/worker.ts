@@ -9,6 +9,7 @@ import type { Policy } from './policy/policy';
 import { releaseAllowlisted } from './policy/enforce';
 import { offenceCounter } from './policy/assess';
 import { DryRunGateway } from './waf/dry-run-gateway';
+import { DryRunPatchGateway } from './waf/patch-gateway';
 import { createActivities, type Activities } from '../activities';
 import type { WafGateway } from './waf/gateway';
 import { incidentUrl } from './client/temporal';
@@ -48,10 +49,14 @@ export async function createPerimeterWorker(
     connection: await Connection.connect({ address: config.temporal.address }),
     namespace: config.temporal.namespace,
   });
-  const { gateway } = configuredWaf(config.waf);
+  const { gateway, patches } = configuredWaf(config.waf);
   const built = createActivities({
     waf: extras.wrapGateway ? extras.wrapGateway(gateway) : gateway,
     dryRunWaf: new DryRunGateway(log),
+    patches,
+    dryRunPatches: new DryRunPatchGateway(config.waf.setPrefix, log),
+    setPrefix: config.waf.setPrefix,
+    maxPatchTtlMs: config.patches.maxTtlMs,
     policy: () => policy.current(),
     countOffences: offenceCounter(client),
     approval: config.approval,

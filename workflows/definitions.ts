@@ -7,8 +7,10 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { PolicyLimits, RemediationAction, SetAction } from '../src/domain/policy';
 import type { IdentityHints } from '../src/policy/context';
+import type { PatchRequest, PatchSpec } from '../src/domain/virtual-patch';
+import type { PatchRuleAction } from '../src/waf/patch-rules';
 
-export type { RemediationAction, SetAction, PolicyLimits };
+export type { RemediationAction, SetAction, PolicyLimits, PatchRequest, PatchSpec, PatchRuleAction };
 
 export const DEFAULT_TASK_QUEUE = 'perimeter';
 
@@ -151,6 +153,51 @@ export interface IncidentStatus {
   dryRun?: boolean;
   /** The policy's decisions about this incident, one line each. */
   policy?: string[];
+  /** Present for virtual patches: the rule and its lifecycle. */
+  patch?: PatchStatus;
+}
+
+/** A CI/CD pipeline's word that the code fix for a finding is deployed: the patch is retired. */
+export interface FixDeployed {
+  commit: string;
+  by: string;
+}
+
+export interface FixRecord extends FixDeployed {
+  at: string;
+}
+
+export interface VirtualPatchInput {
+  /** Checked by the client; the validate step checks it again with the worker's caps. */
+  request: PatchRequest;
+  approval: ApprovalMode;
+  approvalPolicy?: ApprovalPolicy;
+  reason: string;
+  /** What found it: a scanner, `cli`, `ingest`, … */
+  detector: string;
+  requestedBy: string;
+  /** Set only by continue-as-new: the patch so far, in place and waiting out its TTL. */
+  resumed?: PatchCarryOver;
+}
+
+export interface PatchCarryOver extends IncidentCarryOver {
+  spec: PatchSpec;
+  rule: string;
+  summary: string;
+  /** The action the rule has in the web ACL: what the release step takes out. */
+  placed?: PatchRuleAction;
+}
+
+export interface PatchStatus {
+  findingId: string;
+  /** The rule's name in the web ACL. */
+  rule: string;
+  /** One line: `sqli in query:q of GET /api/search`. */
+  summary: string;
+  spec?: PatchSpec;
+  /** What the rule does now; absent when it is not in the web ACL. */
+  ruleAction?: PatchRuleAction;
+  fix?: FixRecord;
 }
 
 export interface ReleaseRequest {
@@ -194,6 +241,7 @@ export const sightingSignal = defineSignal<[Sighting]>('sighting');
 export const releaseUpdate = defineUpdate<ReleaseResult, [ReleaseRequest]>('release');
 export const extendUpdate = defineUpdate<ExtendResult, [ExtendRequest]>('extend');
 export const statusQuery = defineQuery<IncidentStatus>('status');
+export const fixDeployedSignal = defineSignal<[FixDeployed]>('fixDeployed');
 
 export const searchAttributes = {
   target: defineSearchAttributeKey('PerimeterTarget', SearchAttributeType.KEYWORD_LIST),
@@ -233,6 +281,19 @@ export function campaignWorkflowId(
 ): string {
   const name = detector.replace(/[^A-Za-z0-9._-]/g, '-');
   return `${CAMPAIGN_ID_PREFIX}${name}/${new Date(windowStart).toISOString()}/${digest([...targets].sort().join(','))}`;
+}
+
+export const PATCH_ID_PREFIX = `${WORKFLOW_ID_PREFIX}vpatch/`;
+
+/** One workflow per finding: a scanner reporting the same finding again joins the open patch. */
+export function patchWorkflowId(findingId: string): string {
+  return `${PATCH_ID_PREFIX}${findingId}`;
+}
+
+/** What a patch protects, as a target people can read: `GET /api/search`, `any /files/*`. */
+export function patchScope(request: Pick<PatchRequest, 'method' | 'path' | 'match'>): string {
+  const method = request.method ? request.method.toUpperCase() : 'any';
+  return `${method} ${request.path}${request.match === 'prefix' ? '*' : ''}`;
 }
 
 /** FNV-1a, 32 bits, as 8 hex digits: short, stable, pure. */

@@ -171,12 +171,10 @@ export class Incident {
     setHandler(
       releaseUpdate,
       async ({ by, reason }) => {
-        if (!RELEASABLE_STATES.includes(this.state) || this.releaseRequest) {
+        const message = `release requested by ${by}${reason ? `: ${reason}` : ''}`;
+        if (!this.requestRelease(by, reason ?? 'manual release', message)) {
           return { state: this.state, accepted: false };
         }
-        this.releaseRequest = { by, reason: reason ?? 'manual release' };
-        // Shown at once, so a detection arriving now starts a fresh incident instead of joining this one.
-        this.enter('releasing', 'release', `release requested by ${by}${reason ? `: ${reason}` : ''}`);
         await condition(() => FINAL_STATES.includes(this.state));
         return { state: this.state, accepted: true };
       },
@@ -219,6 +217,17 @@ export class Incident {
       },
       { validator: (req) => this.validateExtend(req.byMs) },
     );
+  }
+
+  /**
+   * Ends the hold (or the wait before it) at the next step; false when the incident is already
+   * ending. Shown at once, so a detection arriving now starts a fresh incident instead of joining this one.
+   */
+  requestRelease(by: string, reason: string, message: string): boolean {
+    if (!RELEASABLE_STATES.includes(this.state) || this.releaseRequest) return false;
+    this.releaseRequest = { by, reason };
+    this.enter('releasing', 'release', message);
+    return true;
   }
 
   private validateDecision({ decision, by, verifiedGroup }: DecideRequest): void {
@@ -295,8 +304,13 @@ export class Incident {
         ? [{ key: searchAttributes.expiresAt, value: new Date(this.expiresAt) }]
         : []),
     ]);
+    setCurrentDetails(this.details().filter(Boolean).join('\n\n'));
+  }
+
+  /** The Temporal UI's "current details": a few lines that say where the incident stands. */
+  protected details(): string[] {
     const last = this.timeline[this.timeline.length - 1];
-    const lines = [
+    return [
       `**${this.state}${this.dryRun ? ' (dry-run)' : ''}** — ${this.action} ${targetList(this.targets)}`,
       this.expiresAt !== undefined
         ? `expires ${new Date(this.expiresAt).toISOString()}`
@@ -305,7 +319,6 @@ export class Incident {
       ...this.policyNotes.map((n) => `policy: ${n}`),
       last ? `last: ${last.message}` : '',
     ];
-    setCurrentDetails(lines.filter(Boolean).join('\n\n'));
   }
 
   /** Shown wherever the incident is: its timeline, details, memo (for `perimeter list`) and status. */

@@ -1,1 +1,2 @@
 export { remediate } from './remediate';
+export { virtualPatch } from './virtual-patch';

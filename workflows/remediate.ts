@@ -3,7 +3,6 @@
  * in ARCHITECTURE.md — validate, observe, ask, apply, hold, release, record.
  */
 import {
-  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -11,16 +10,16 @@ import {
   isCancellation,
   patched,
   proxyActivities,
-  workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities, MessageUpdate } from '../activities';
+import type { Activities } from '../activities';
 import { formatDuration } from './durations';
 import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from './failure-types';
 import type { SetAction } from '../src/domain/policy';
-import type { ApprovalPolicy, IncidentStatus, RemediationInput } from './definitions';
+import type { IncidentStatus, RemediationInput } from './definitions';
 import { Incident } from './incident';
 import { targetList } from './target-list';
+import { ask, finish, hold, tellApprover } from './steps';
 
 const validateOptions: ActivityOptions = {
   startToCloseTimeout: '10s',
@@ -51,13 +50,6 @@ const releaseOptions: ActivityOptions = {
 const { validateRemediation, assessContext } = proxyActivities<Activities>(validateOptions);
 const { checkIpSet, addToIpSet } = proxyActivities<Activities>(applyOptions);
 const { removeFromIpSet } = proxyActivities<Activities>(releaseOptions);
-/** Approval messages: retried while they matter, never in the way of the incident itself. */
-const noticeOptions: ActivityOptions = {
-  startToCloseTimeout: '10s',
-  scheduleToCloseTimeout: '10m',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
-};
-const { postApprovalRequest, updateApprovalMessage } = proxyActivities<Activities>(noticeOptions);
 
 export async function remediate(input: RemediationInput): Promise<IncidentStatus> {
   const incident = new Incident(input);
@@ -180,48 +172,6 @@ async function observe(incident: Incident, held: Held): Promise<'proceed' | 'sta
   return 'proceed';
 }
 
-/**
- * A person decides — Approve, Approve as challenge, or Deny — through the `decide` Update
- * (Slack buttons, `perimeter approve`); nobody answering in time applies the policy's default.
- */
-async function ask(incident: Incident): Promise<'approved' | 'denied'> {
-  const { approval, approvalPolicy } = incident;
-  if (approval === 'none' || !approvalPolicy) {
-    incident.note('approve', 'no approval required (approval: none)');
-    return 'approved';
-  }
-  if (incident.releaseRequest) return 'denied';
-  const wait = formatDuration(approvalPolicy.timeoutMs);
-  incident.enter(
-    'awaiting-approval',
-    'approve',
-    `waiting up to ${wait} for approval (then: ${approvalPolicy.onTimeout})`,
-  );
-  // Posted alongside the wait, not before it: Slack being down must not hold up the timeout path.
-  incident.posted = requestApproval(incident, approvalPolicy);
-  await condition(
-    () => incident.decision !== undefined || incident.releaseRequest !== undefined,
-    approvalPolicy.timeoutMs,
-    { summary: `approval: up to ${wait}, then ${approvalPolicy.onTimeout}` },
-  );
-  incident.cancelPosting();
-  if (incident.releaseRequest) return 'denied';
-  if (!incident.decision) {
-    const decision = approvalPolicy.onTimeout === 'approve' ? 'approve' : 'deny';
-    incident.decision = {
-      decision,
-      by: 'timeout',
-      at: new Date().toISOString(),
-      byDefault: true,
-      waitedMs: approvalPolicy.timeoutMs,
-    };
-    incident.note('approve', `expired: no answer in ${wait} — default ${approvalPolicy.onTimeout}`);
-  }
-  if (incident.decision.decision === 'deny') return 'denied';
-  if (incident.decision.decision === 'approve-challenge') incident.action = 'challenge';
-  return 'approved';
-}
-
 async function apply(incident: Incident, held: Held): Promise<void> {
   const { action } = incident;
   incident.enter('applying', 'apply', `applying ${action}`);
@@ -235,35 +185,6 @@ async function apply(incident: Incident, held: Held): Promise<void> {
     const until = new Date(incident.expiresAt).toISOString();
     tellApprover(incident, { kind: 'decided', decision: incident.decision, state: 'active', action, until });
   }
-}
-
-/**
- * Durable TTL: survives worker restarts; `extend` moves the expiry, `release` ends it early.
- * When the history grows long (steady sightings), hands over to a fresh run instead.
- */
-async function hold(incident: Incident): Promise<'release' | 'continue-as-new'> {
-  while (!incident.releaseRequest && incident.expiresAt !== undefined) {
-    const expiry = incident.expiresAt;
-    const remaining = expiry - Date.now();
-    if (remaining <= 0) break;
-    await condition(
-      () =>
-        incident.releaseRequest !== undefined ||
-        incident.expiresAt !== expiry ||
-        workflowInfo().continueAsNewSuggested,
-      remaining,
-      { summary: `TTL: ${incident.action} until ${new Date(expiry).toISOString()}` },
-    );
-    if (workflowInfo().continueAsNewSuggested && !incident.releaseRequest) {
-      await condition(() => allHandlersFinished() || incident.releaseRequest !== undefined);
-      if (!incident.releaseRequest) {
-        incident.note('hold', `history is long: continuing in a new run (run ${incident.run + 1})`);
-        return 'continue-as-new';
-      }
-    }
-  }
-  incident.note('hold', incident.releaseRequest ? 'hold ended early by request' : 'TTL ended');
-  return 'release';
 }
 
 async function release(incident: Incident, held: Held): Promise<void> {
@@ -280,80 +201,6 @@ async function release(incident: Incident, held: Held): Promise<void> {
 /** Ledger seam: the IaC ledger records applied and released changes here. */
 function record(_incident: Incident): void {
   // Intentionally empty until the git ledger exists; the timeline is the record meanwhile.
-}
-
-async function finish(incident: Incident): Promise<IncidentStatus> {
-  if (incident.state !== 'released') {
-    const { decision, releaseRequest } = incident;
-    const why = releaseRequest
-      ? `stood down by ${releaseRequest.by}`
-      : decision?.decision === 'deny'
-        ? decision.byDefault
-          ? 'denied by default: no answer in time'
-          : `denied by ${decision.by}`
-        : 'stood down';
-    incident.enter('stood-down', 'approve', `${why}; nothing was applied`);
-    tellApprover(
-      incident,
-      decision
-        ? { kind: 'decided', decision, state: 'stood-down', action: incident.action }
-        : { kind: 'released', at: new Date().toISOString(), why: `${why}; nothing was applied` },
-    );
-  }
-  await incident.settleNotices();
-  await condition(allHandlersFinished);
-  return incident.status();
-}
-
-/** Posts the approval request (Slack, or the worker log); remembers the message to edit later. */
-function requestApproval(incident: Incident, approvalPolicy: ApprovalPolicy): Promise<void> {
-  // Its own scope: once someone has decided, a post still retrying is pointless and is cancelled.
-  const scope = new CancellationScope();
-  incident.cancelPosting = () => scope.cancel();
-  return scope.run(() =>
-    postApprovalRequest
-      .executeWithOptions(
-        {
-          ...noticeOptions,
-          scheduleToCloseTimeout: approvalPolicy.timeoutMs,
-          summary: 'post approval request',
-        },
-        [
-          {
-            workflowId: workflowInfo().workflowId,
-            targets: incident.targets,
-            action: incident.action,
-            ttlMs: incident.ttlMs,
-            detector: incident.input.detector,
-            reason: incident.input.reason,
-            evidence: incident.evidence,
-            timeoutMs: approvalPolicy.timeoutMs,
-            onTimeout: approvalPolicy.onTimeout,
-            ...(incident.policyNotes.length > 0 ? { policy: incident.policyNotes } : {}),
-          },
-        ],
-      )
-      .then(
-        (ref) => void (incident.approvalMessage = ref ?? undefined),
-        () => undefined,
-      ),
-  );
-}
-
-/** Writes the outcome into the approval message, if there is one; never holds up the incident. */
-function tellApprover(incident: Incident, outcome: MessageUpdate['outcome']): void {
-  if (incident.approval === 'none') return;
-  const { workflowId } = workflowInfo();
-  incident.track(() =>
-    incident.posted.then(() => {
-      const ref = incident.approvalMessage;
-      if (!ref) return undefined;
-      return updateApprovalMessage.executeWithOptions(
-        { ...noticeOptions, summary: `approval message: ${outcome.kind}` },
-        [{ ref, workflowId, outcome }],
-      );
-    }),
-  );
 }
 
 /** Present only when set, so incidents outside dry-run schedule exactly what they always did. */

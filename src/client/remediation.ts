@@ -435,6 +435,8 @@ export interface ActiveRemediation {
   startedAt: string;
   /** Running under the global dry-run switch: nothing is written to the WAF. */
   dryRun: boolean;
+  /** An IP remediation (one target or a campaign) or a virtual patch (a WAF rule). */
+  kind: 'ip' | 'vpatch';
 }
 
 /** Open incidents, from Temporal's visibility store (search attributes only; no worker needed). */
@@ -444,7 +446,7 @@ export async function listRemediations(
 ): Promise<ActiveRemediation[]> {
   const out: ActiveRemediation[] = [];
   const onQueue = options.taskQueue ? ` AND TaskQueue = '${options.taskQueue.replace(/'/g, '')}'` : '';
-  const query = `WorkflowType = 'remediate' AND ExecutionStatus = 'Running'${onQueue}`;
+  const query = `WorkflowType IN ('remediate', 'virtualPatch') AND ExecutionStatus = 'Running'${onQueue}`;
   for await (const wf of client.workflow.list({ query })) {
     const sa = wf.typedSearchAttributes;
     out.push({
@@ -456,6 +458,7 @@ export async function listRemediations(
       expiresAt: sa.get(searchAttributes.expiresAt)?.toISOString(),
       startedAt: wf.startTime.toISOString(),
       dryRun: wf.memo?.dryRun === true,
+      kind: wf.type === 'virtualPatch' ? 'vpatch' : 'ip',
     });
   }
   return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt));

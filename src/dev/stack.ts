@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config';
 import { connectTemporal } from '../client/temporal';
-import { listRemediations } from '../client/remediation';
+import { incidentStatus, listRemediations } from '../client/remediation';
 import { isSetAction } from '../domain/policy';
 import { configuredWaf } from '../waf/client';
 import { ensureWebAcl, initManagedWaf, type InitReport } from '../waf/provision';
@@ -40,11 +40,18 @@ export interface DevStack {
  * of the local stack, put every open incident's targets back where the incident says they are.
  */
 async function restoreEmulatorState(config: Config): Promise<number> {
-  const { gateway } = configuredWaf(config.waf);
+  const { gateway, patches } = configuredWaf(config.waf);
   const { client, connection } = await connectTemporal(config);
   try {
     let restored = 0;
     for (const incident of await listRemediations(client)) {
+      if (incident.kind === 'vpatch') {
+        const { patch } = await incidentStatus(client, incident.workflowId);
+        if (!patch?.spec || !patch.ruleAction) continue;
+        await patches.apply(patch.spec, patch.ruleAction);
+        restored++;
+        continue;
+      }
       const set =
         incident.state === 'observing' ? 'count' : incident.state === 'active' ? incident.action : undefined;
       if (!set || !isSetAction(set) || incident.targets.length === 0) continue;

@@ -24,7 +24,8 @@ export async function releaseAllowlisted(
   if (policy.allowlist.length === 0) return released;
   // Only this deployment's incidents: the ones its workers can answer for.
   const incidents = (await listRemediations(client, { taskQueue })).filter(
-    (i) => !ENDING_STATES.includes(i.state),
+    // Virtual patches protect endpoints, not addresses: the allowlist has nothing to say about them.
+    (i) => i.kind === 'ip' && !ENDING_STATES.includes(i.state),
   );
   // A few at a time, each on its own: one incident that cannot be asked must not hold up the rest.
   for (let i = 0; i < incidents.length; i += 8) {

@@ -1,0 +1,175 @@
+/**
+ * Virtual patches against the real stack (Temporal dev server, worker, WAF emulator): the rule
+ * appears in Count, blocks after approval, and is gone when the fix is deployed or the TTL ends.
+ * Assertions read the rules the emulator stores and the workflow's history.
+ */
+import { GetWebACLCommand, type Rule } from '@aws-sdk/client-wafv2';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { decideRemediation, incidentStatus, releaseRemediation } from '../../src/client/remediation';
+import {
+  retireVirtualPatch,
+  startVirtualPatch,
+  waitForPatchEnd,
+  type PatchFinding,
+} from '../../src/client/virtual-patch';
+import { PolicyError } from '../../src/domain/policy';
+import { configuredWaf } from '../../src/waf/client';
+import { findWebAcl } from '../../src/waf/provision';
+import { patchWorkflowId } from '../../workflows/definitions';
+import { openTestStack, uniqueName, waitFor, type TestStack } from '../helpers/stack';
+
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await openTestStack();
+  await stack.startWorker({ log: () => undefined });
+});
+afterAll(async () => stack?.close());
+
+function finding(overrides: Partial<PatchFinding> = {}): PatchFinding {
+  return {
+    findingId: uniqueName('CVE-2026-'),
+    path: '/api/search',
+    method: 'GET',
+    field: 'query:q',
+    kind: 'sqli',
+    ttlMs: 60_000,
+    observeMs: 0,
+    reason: 'DAST: SQL injection in q',
+    detector: 'dast',
+    requestedBy: 'jest',
+    ...overrides,
+  };
+}
+
+async function rules(): Promise<Rule[]> {
+  const waf = configuredWaf(stack.config.waf);
+  const acl = await findWebAcl(waf.provision);
+  const got = await waf.client.send(
+    new GetWebACLCommand({ Name: stack.config.waf.webAcl, Id: acl?.Id, Scope: 'REGIONAL' }),
+  );
+  return got.WebACL?.Rules ?? [];
+}
+
+async function ruleOf(findingId: string): Promise<Rule | undefined> {
+  return (await rules()).find((r) => r.Name === `${stack.config.waf.setPrefix}-vpatch-${findingId}`);
+}
+
+async function activityTypes(workflowId: string): Promise<string[]> {
+  const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? [])
+    .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+    .filter((n): n is string => Boolean(n));
+}
+
+describe('virtual patches', () => {
+  it('puts the rule in Count, blocks after approval, and removes it when the fix is deployed', async () => {
+    const f = finding({ observeMs: 1_500, approval: 'slack' });
+    const started = await startVirtualPatch(stack, f);
+    expect(started).toMatchObject({ workflowId: patchWorkflowId(f.findingId), joined: false });
+
+    await waitFor(
+      'observing',
+      async () => (await incidentStatus(stack.client, started.workflowId)).state === 'observing',
+    );
+    expect((await ruleOf(f.findingId))?.Action).toEqual({ Count: {} });
+    await waitFor(
+      'awaiting approval',
+      async () => (await incidentStatus(stack.client, started.workflowId)).state === 'awaiting-approval',
+    );
+    expect((await ruleOf(f.findingId))?.Action).toEqual({ Count: {} });
+
+    await decideRemediation(stack.client, started.workflowId, { decision: 'approve', by: 'U-oncall' });
+    const active = await waitFor('active', async () => {
+      const s = await incidentStatus(stack.client, started.workflowId);
+      return s.state === 'active' ? s : undefined;
+    });
+    expect(active.patch).toMatchObject({ findingId: f.findingId, ruleAction: 'block' });
+    expect((await ruleOf(f.findingId))?.Action).toEqual({ Block: {} });
+
+    const retired = await retireVirtualPatch(stack.client, f.findingId, { commit: '4f2c9e1', by: 'ci' });
+    expect(retired.accepted).toBe(true);
+    const final = await waitForPatchEnd(stack.client, f.findingId, 20_000);
+    expect(final.state).toBe('released');
+    expect(final.patch?.fix).toMatchObject({ commit: '4f2c9e1', by: 'ci' });
+    expect(final.patch?.ruleAction).toBeUndefined();
+    expect(await ruleOf(f.findingId)).toBeUndefined();
+    expect(final.timeline.map((t) => t.message).join('\n')).toMatch(/fix deployed: commit 4f2c9e1/);
+    expect(await activityTypes(started.workflowId)).toEqual([
+      'validateVirtualPatch',
+      'placePatchRule', // count
+      'postApprovalRequest',
+      'placePatchRule', // block
+      'removePatchRule',
+    ]);
+
+    // A pipeline re-run retires nothing more, and says so.
+    expect(
+      await retireVirtualPatch(stack.client, f.findingId, { commit: '4f2c9e1', by: 'ci' }),
+    ).toMatchObject({
+      accepted: false,
+      state: 'released',
+    });
+  });
+
+  it('removes the rule when the TTL ends', async () => {
+    const f = finding({
+      ttlMs: 2_000,
+      kind: 'traversal',
+      path: '/files',
+      match: 'prefix',
+      method: undefined,
+      field: 'uri',
+    });
+    await startVirtualPatch(stack, f);
+    await waitFor('rule in place', async () => (await ruleOf(f.findingId))?.Action?.Block !== undefined);
+    const final = await waitForPatchEnd(stack.client, f.findingId, 20_000);
+    expect(final.state).toBe('released');
+    expect(final.timeline.map((t) => t.message).join('\n')).toMatch(/rule removed: TTL ended/);
+    expect(await ruleOf(f.findingId)).toBeUndefined();
+  });
+
+  it('keeps two findings apart: each rule is removed on its own', async () => {
+    const a = finding();
+    const b = finding({ kind: 'xss', path: '/comments', method: 'POST', field: 'body' });
+    await startVirtualPatch(stack, a);
+    await startVirtualPatch(stack, b);
+    await waitFor('both rules block', async () => {
+      const [ra, rb] = [await ruleOf(a.findingId), await ruleOf(b.findingId)];
+      return ra?.Action?.Block !== undefined && rb?.Action?.Block !== undefined;
+    });
+    expect((await ruleOf(a.findingId))?.Priority).not.toBe((await ruleOf(b.findingId))?.Priority);
+
+    await retireVirtualPatch(stack.client, a.findingId, { commit: 'a1', by: 'ci' });
+    await waitForPatchEnd(stack.client, a.findingId, 20_000);
+    expect(await ruleOf(a.findingId)).toBeUndefined();
+    expect((await ruleOf(b.findingId))?.Action).toEqual({ Block: {} });
+
+    await releaseRemediation(stack.client, patchWorkflowId(b.findingId), { by: 'jest', reason: 'done' });
+    await waitForPatchEnd(stack.client, b.findingId, 20_000);
+    expect(await ruleOf(b.findingId)).toBeUndefined();
+  });
+
+  it('refuses bad patches with a clear reason and starts nothing', async () => {
+    const before = (await rules()).map((r) => r.Name);
+    const bad: Array<[Partial<PatchFinding>, RegExp]> = [
+      [{ path: '/', match: 'prefix' }, /would cover the whole site/],
+      [{ path: '' }, /a path is required/],
+      [{ kind: 'regex', pattern: '(select|union)' }, /capturing groups/],
+      [{ kind: 'regex', pattern: `a${'b'.repeat(250)}` }, /at most 200/],
+      [{ kind: 'regex', pattern: '[a-' }, /not a valid regular expression|unclosed/],
+      [{ kind: 'regex', pattern: '.*' }, /match every request/],
+      [{ field: 'cookie:sid' }, /unknown field/],
+      [{ ttlMs: 400 * 86_400_000 }, /exceeds the maximum of 30d/],
+    ];
+    for (const [overrides, reason] of bad) {
+      const f = finding(overrides);
+      await expect(startVirtualPatch(stack, f)).rejects.toThrow(PolicyError);
+      await expect(startVirtualPatch(stack, f)).rejects.toThrow(reason);
+      await expect(stack.client.workflow.getHandle(patchWorkflowId(f.findingId)).describe()).rejects.toThrow(
+        WorkflowNotFoundError,
+      );
+    }
+    expect((await rules()).map((r) => r.Name)).toEqual(before);
+  });
+});

@@ -1,0 +1,169 @@
+/**
+ * Steps the incident and virtual-patch workflows share: ask a person, hold for the TTL, and
+ * finish — with the approval message kept up to date along the way.
+ */
+import {
+  allHandlersFinished,
+  CancellationScope,
+  condition,
+  proxyActivities,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { Activities, MessageUpdate } from '../activities';
+import type { ApprovalPolicy, IncidentStatus } from './definitions';
+import { formatDuration } from './durations';
+import type { Incident } from './incident';
+
+/** Approval messages: retried while they matter, never in the way of the incident itself. */
+const noticeOptions: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  scheduleToCloseTimeout: '10m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+};
+const { postApprovalRequest, updateApprovalMessage } = proxyActivities<Activities>(noticeOptions);
+
+/**
+ * A person decides — Approve, Approve as challenge, or Deny — through the `decide` Update
+ * (Slack buttons, `perimeter approve`); nobody answering in time applies the policy's default.
+ */
+export async function ask(incident: Incident): Promise<'approved' | 'denied'> {
+  const { approval, approvalPolicy } = incident;
+  if (approval === 'none' || !approvalPolicy) {
+    incident.note('approve', 'no approval required (approval: none)');
+    return 'approved';
+  }
+  if (incident.releaseRequest) return 'denied';
+  const wait = formatDuration(approvalPolicy.timeoutMs);
+  incident.enter(
+    'awaiting-approval',
+    'approve',
+    `waiting up to ${wait} for approval (then: ${approvalPolicy.onTimeout})`,
+  );
+  // Posted alongside the wait, not before it: Slack being down must not hold up the timeout path.
+  incident.posted = requestApproval(incident, approvalPolicy);
+  await condition(
+    () => incident.decision !== undefined || incident.releaseRequest !== undefined,
+    approvalPolicy.timeoutMs,
+    { summary: `approval: up to ${wait}, then ${approvalPolicy.onTimeout}` },
+  );
+  incident.cancelPosting();
+  if (incident.releaseRequest) return 'denied';
+  if (!incident.decision) {
+    const decision = approvalPolicy.onTimeout === 'approve' ? 'approve' : 'deny';
+    incident.decision = {
+      decision,
+      by: 'timeout',
+      at: new Date().toISOString(),
+      byDefault: true,
+      waitedMs: approvalPolicy.timeoutMs,
+    };
+    incident.note('approve', `expired: no answer in ${wait} — default ${approvalPolicy.onTimeout}`);
+  }
+  if (incident.decision.decision === 'deny') return 'denied';
+  if (incident.decision.decision === 'approve-challenge') incident.action = 'challenge';
+  return 'approved';
+}
+
+/**
+ * Durable TTL: survives worker restarts; `extend` moves the expiry, `release` ends it early.
+ * When the history grows long (steady sightings), hands over to a fresh run instead.
+ */
+export async function hold(incident: Incident): Promise<'release' | 'continue-as-new'> {
+  while (!incident.releaseRequest && incident.expiresAt !== undefined) {
+    const expiry = incident.expiresAt;
+    const remaining = expiry - Date.now();
+    if (remaining <= 0) break;
+    await condition(
+      () =>
+        incident.releaseRequest !== undefined ||
+        incident.expiresAt !== expiry ||
+        workflowInfo().continueAsNewSuggested,
+      remaining,
+      { summary: `TTL: ${incident.action} until ${new Date(expiry).toISOString()}` },
+    );
+    if (workflowInfo().continueAsNewSuggested && !incident.releaseRequest) {
+      await condition(() => allHandlersFinished() || incident.releaseRequest !== undefined);
+      if (!incident.releaseRequest) {
+        incident.note('hold', `history is long: continuing in a new run (run ${incident.run + 1})`);
+        return 'continue-as-new';
+      }
+    }
+  }
+  incident.note('hold', incident.releaseRequest ? 'hold ended early by request' : 'TTL ended');
+  return 'release';
+}
+
+export async function finish(incident: Incident): Promise<IncidentStatus> {
+  if (incident.state !== 'released') {
+    const { decision, releaseRequest } = incident;
+    const why = releaseRequest
+      ? `stood down by ${releaseRequest.by}`
+      : decision?.decision === 'deny'
+        ? decision.byDefault
+          ? 'denied by default: no answer in time'
+          : `denied by ${decision.by}`
+        : 'stood down';
+    incident.enter('stood-down', 'approve', `${why}; nothing was applied`);
+    tellApprover(
+      incident,
+      decision
+        ? { kind: 'decided', decision, state: 'stood-down', action: incident.action }
+        : { kind: 'released', at: new Date().toISOString(), why: `${why}; nothing was applied` },
+    );
+  }
+  await incident.settleNotices();
+  await condition(allHandlersFinished);
+  return incident.status();
+}
+
+/** Posts the approval request (Slack, or the worker log); remembers the message to edit later. */
+function requestApproval(incident: Incident, approvalPolicy: ApprovalPolicy): Promise<void> {
+  // Its own scope: once someone has decided, a post still retrying is pointless and is cancelled.
+  const scope = new CancellationScope();
+  incident.cancelPosting = () => scope.cancel();
+  return scope.run(() =>
+    postApprovalRequest
+      .executeWithOptions(
+        {
+          ...noticeOptions,
+          scheduleToCloseTimeout: approvalPolicy.timeoutMs,
+          summary: 'post approval request',
+        },
+        [
+          {
+            workflowId: workflowInfo().workflowId,
+            targets: incident.targets,
+            action: incident.action,
+            ttlMs: incident.ttlMs,
+            detector: incident.input.detector,
+            reason: incident.input.reason,
+            evidence: incident.evidence,
+            timeoutMs: approvalPolicy.timeoutMs,
+            onTimeout: approvalPolicy.onTimeout,
+            ...(incident.policyNotes.length > 0 ? { policy: incident.policyNotes } : {}),
+          },
+        ],
+      )
+      .then(
+        (ref) => void (incident.approvalMessage = ref ?? undefined),
+        () => undefined,
+      ),
+  );
+}
+
+/** Writes the outcome into the approval message, if there is one; never holds up the incident. */
+export function tellApprover(incident: Incident, outcome: MessageUpdate['outcome']): void {
+  if (incident.approval === 'none') return;
+  const { workflowId } = workflowInfo();
+  incident.track(() =>
+    incident.posted.then(() => {
+      const ref = incident.approvalMessage;
+      if (!ref) return undefined;
+      return updateApprovalMessage.executeWithOptions(
+        { ...noticeOptions, summary: `approval message: ${outcome.kind}` },
+        [{ ref, workflowId, outcome }],
+      );
+    }),
+  );
+}
