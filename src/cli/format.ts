@@ -24,8 +24,9 @@ function until(iso: string | undefined, now = Date.now()): string {
 export function remediationTable(items: ActiveRemediation[]): string {
   if (items.length === 0) return 'no active remediations';
   return table(
-    ['TARGET', 'ACTION', 'STATE', 'EXPIRES', 'WORKFLOW ID'],
+    ['KIND', 'TARGET', 'ACTION', 'STATE', 'EXPIRES', 'WORKFLOW ID'],
     items.map((r) => [
+      r.kind === 'vpatch' ? 'patch' : 'ip',
       targetList(r.targets, 2),
       r.action,
       r.dryRun ? `${r.state} (dry-run)` : r.state,
@@ -68,6 +69,15 @@ export function timeline(workflowId: string, status: IncidentStatus): string {
     `  evidence: ${e.requests} attack requests in ${e.sightings} sightings${classes ? ` (${classes})` : ''}` +
       (e.firstSeen ? `, first ${e.firstSeen}, last ${e.lastSeen}` : ''),
   ];
+  const p = status.patch;
+  if (p) {
+    head.push(
+      `  virtual patch ${p.findingId}: ${p.summary || '(not validated)'}`,
+      `  rule ${p.rule || '-'}: ${p.ruleAction ?? 'not in the web ACL'}` +
+        (p.spec?.kind === 'regex' && p.spec.patterns ? `, pattern ${p.spec.patterns.join(' ')}` : ''),
+      ...(p.fix ? [`  fix deployed: ${p.fix.commit} (reported by ${p.fix.by} at ${p.fix.at})`] : []),
+    );
+  }
   const steps = status.timeline.map((t) => `  ${t.at.slice(11, 23)}  ${t.step.padEnd(8)}  ${t.message}`);
   return [...head, '', '  timeline (UTC):', ...steps].join('\n');
 }

@@ -15,13 +15,15 @@ import {
   startRemediation,
   waitUntilSettled,
 } from '../client/remediation';
-import { DurationError, formatDuration, parseDuration } from '../domain/durations';
+import { DurationError, formatDuration } from '../domain/durations';
 import type { ApprovalMode } from '../../workflows/definitions';
 import { PolicyError, REMEDIATION_ACTIONS } from '../domain/policy';
 import { TargetError } from '../domain/targets';
 import { configuredWaf } from '../waf/client';
 import { ensureWebAcl, initManagedWaf, managedWafStatus } from '../waf/provision';
+import { duration, print } from './args';
 import { cliConfig, incidentUrl, whoAmI, withTemporal } from './context';
+import { NoSuchPatchError, patchCommand } from './patch';
 import { remediationTable, setTable, timeline } from './format';
 import type * as DevCommand from './dev';
 import type * as DemoCommand from './demo';
@@ -42,14 +44,6 @@ const lazy = <T>(id: string): T => require(id) as T;
 /** A refusal the user can act on: printed without a stack trace, exit code 2. */
 class UsageError extends Error {}
 
-function duration(value: string): number {
-  try {
-    return parseDuration(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-}
-
 function count(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1)
@@ -63,9 +57,6 @@ function port(value: string): number {
     throw new InvalidArgumentError(`"${value}" is not a TCP port`);
   return n;
 }
-
-const print = (value: unknown) =>
-  console.log(typeof value === 'string' ? value : JSON.stringify(value, null, 2));
 
 function provisionOptions() {
   return configuredWaf(cliConfig().waf).provision;
@@ -242,6 +233,8 @@ export function buildProgram(): Command {
         });
       },
     );
+
+  program.addCommand(patchCommand());
 
   program
     .command('detect')
@@ -451,6 +444,7 @@ export function explain(err: unknown): { message: string; code: number } {
   if (err instanceof WorkflowUpdateFailedError) {
     return { message: `refused: ${(err.cause as Error | undefined)?.message ?? err.message}`, code: 2 };
   }
+  if (err instanceof NoSuchPatchError) return { message: err.message, code: 1 };
   if (err instanceof WorkflowNotFoundError)
     return { message: `no such incident: ${err.workflowId}`, code: 1 };
   if (err instanceof WorkflowFailedError) {

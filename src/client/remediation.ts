@@ -14,12 +14,14 @@ import type { IdentityHints } from '../policy/context';
 import { formatDuration } from '../domain/durations';
 import { checkRemediation, type PolicyLimits, type RemediationAction } from '../domain/policy';
 import type { AllowEntry } from '../domain/allowlist';
-import { parseTarget } from '../domain/targets';
+import { parseTarget, TargetError } from '../domain/targets';
+import { checkFindingId } from '../domain/virtual-patch';
 import {
   decideUpdate,
   extendUpdate,
   CAMPAIGN_ID_PREFIX,
   ipWorkflowId,
+  patchWorkflowId,
   releaseUpdate,
   searchAttributes,
   sightingSignal,
@@ -312,10 +314,18 @@ export async function signalWithStartIncident(
   }
 }
 
-/** A workflow ID, or a target whose incident ID is derived from its normalised CIDR. */
+/** A workflow ID, a target whose incident ID is derived from its normalised CIDR, or a finding ID. */
 export function resolveIncidentId(idOrTarget: string): string {
   if (idOrTarget.startsWith(WORKFLOW_ID_PREFIX)) return idOrTarget;
-  return ipWorkflowId(parseTarget(idOrTarget).cidr);
+  try {
+    return ipWorkflowId(parseTarget(idOrTarget).cidr);
+  } catch (err) {
+    // Not an address: a finding ID names its virtual patch (`perimeter show CVE-2026-1234`).
+    if (err instanceof TargetError && !/[.:/]/.test(idOrTarget) && !checkFindingId(idOrTarget)) {
+      return patchWorkflowId(idOrTarget);
+    }
+    throw err;
+  }
 }
 
 function handleFor(client: Client, idOrTarget: string): WorkflowHandle<typeof remediate> {

@@ -16,6 +16,7 @@ import { PolicyError } from '../../src/domain/policy';
 import { configuredWaf } from '../../src/waf/client';
 import { findWebAcl } from '../../src/waf/provision';
 import { patchWorkflowId } from '../../workflows/definitions';
+import { runCli } from '../helpers/cli';
 import { openTestStack, uniqueName, waitFor, type TestStack } from '../helpers/stack';
 
 let stack: TestStack;
@@ -171,5 +172,66 @@ describe('virtual patches', () => {
       );
     }
     expect((await rules()).map((r) => r.Name)).toEqual(before);
+  });
+
+  it('works from the command line: patch, list, show, then patch retire as a pipeline step', async () => {
+    const id = uniqueName('ZAP-');
+    const added = await runCli(
+      [
+        'patch',
+        id,
+        '--path',
+        '/api/search',
+        '--method',
+        'get',
+        '--field',
+        'query:q',
+        '--kind',
+        'regex',
+        '--pattern',
+        'union\\s+select',
+        '--ttl',
+        '2d',
+        '--json',
+      ],
+      stack.env,
+    );
+    expect(added.stderr).toBe('');
+    expect(added.code).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({
+      workflowId: patchWorkflowId(id),
+      state: 'active',
+      ruleAction: 'block',
+      summary: 'regex in query:q of GET /api/search',
+    });
+    const list = await runCli(['list'], stack.env);
+    expect(list.stdout).toMatch(
+      new RegExp(`patch\\s+GET /api/search\\s+block\\s+active.*${patchWorkflowId(id)}`),
+    );
+    const show = await runCli(['show', id], stack.env);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain(`virtual patch ${id}: regex in query:q of GET /api/search`);
+    expect(show.stdout).toContain('pattern union\\s+select');
+
+    const retired = await runCli(
+      ['patch', 'retire', id, '--commit', '9b1d2e7', '--by', 'github-actions'],
+      stack.env,
+    );
+    expect(retired.stderr).toBe('');
+    expect(retired.stdout).toContain(`${id}: rule removed (fix 9b1d2e7)`);
+    expect(await ruleOf(id)).toBeUndefined();
+    const again = await runCli(['patch', 'retire', id, '--commit', '9b1d2e7'], stack.env);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('nothing to retire');
+
+    const unknown = await runCli(['patch', 'retire', uniqueName('NOPE-'), '--commit', 'x'], stack.env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no virtual patch for finding NOPE-/);
+    const bad = await runCli(
+      ['patch', uniqueName('BAD-'), '--path', '/', '--match', 'prefix', '--kind', 'sqli'],
+      stack.env,
+    );
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/refused: prefix "\/" would cover the whole site/);
   });
 });
