@@ -132,7 +132,6 @@ function pathProblem(path: string, match: PathMatch): string | undefined {
   if (!path) return 'a path is required (the endpoint the patch protects)';
   if (!path.startsWith('/')) return `path "${path}" must start with "/"`;
   if (path.length > MAX_PATH_LENGTH) return `path is longer than ${MAX_PATH_LENGTH} characters`;
-  // eslint-disable-next-line no-control-regex
   if (/[\s\x00-\x1f\x7f?#*]/.test(path)) {
     return `path "${path}" may not contain spaces, control characters, "?", "#" or "*" (use --match prefix for a subtree)`;
   }

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { durationText } from '../domain/duration-schema';
 import { REMEDIATION_ACTIONS } from '../domain/policy';
+import { MAX_PATTERN_LENGTH, PATCH_KINDS, PATH_MATCHES } from '../domain/virtual-patch';
 
 const duration = durationText;
 
@@ -44,3 +45,26 @@ export const detectionBody = z
   });
 
 export type DetectionBody = z.infer<typeof detectionBody>;
+
+/** The body of `POST /v1/virtual-patches`: what AST/DAST tools and CI pipelines send for a finding. */
+export const patchBody = z.strictObject({
+  findingId: z.string().min(1).max(60),
+  path: z.string().min(1).max(200),
+  match: z.enum(PATH_MATCHES).optional(),
+  method: z.string().max(10).optional(),
+  /** `uri`, `query`, `query:<name>`, `body`, `header:<name>`; defaults to `query`. */
+  field: z.string().max(80).optional(),
+  kind: z.enum(PATCH_KINDS),
+  pattern: z.string().max(MAX_PATTERN_LENGTH).optional(),
+  ttl: duration.optional(),
+  observe: duration.optional(),
+  approval: z.enum(['none', 'slack']).optional(),
+  reason: z.string().min(1).max(500),
+});
+
+export type PatchBody = z.infer<typeof patchBody>;
+
+/** The body of `POST /v1/virtual-patches/<finding-id>/retire`: the pipeline's word that the fix is live. */
+export const retireBody = z.strictObject({
+  commit: z.string().min(1).max(100),
+});

@@ -1,6 +1,6 @@
 /**
  * `perimeter ingest`: an HTTP endpoint for systems that already know what to block — WAF
- * alarms, AST/DAST scanners, SIEMs. Each detection goes through the same client path as the
+ * alarms, AST/DAST scanners, SIEMs — and for virtual patches and their retirement (src/ingest/patches.ts). Each detection goes through the same client path as the
  * log detector (signal-with-start), so a target already under remediation returns its open
  * incident's ID instead of a second block. Unauthenticated, malformed, oversized or too-frequent
  * requests are refused with a reason and start nothing.
@@ -14,6 +14,8 @@ import { PolicyError } from '../domain/policy';
 import { startCampaign } from '../client/campaign';
 import { startRemediation, type Detection } from '../client/remediation';
 import { detectionBody, type DetectionBody } from './schema';
+import { HttpError, parseWith } from './http';
+import { handlePatchRoute, isPatchRoute } from './patches';
 
 export interface IngestServer {
   url: string;
@@ -26,16 +28,6 @@ export interface IngestDeps {
   /** Overrides the configured host/port (tests bind port 0). */
   listen?: { host: string; port: number };
   log?: (line: string) => void;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
 }
 
 /** A token bucket per client: `ratePerMinute` requests, refilled continuously. */
@@ -88,13 +80,6 @@ async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown
   } catch (err) {
     throw new HttpError(400, `body is not JSON: ${(err as Error).message}`);
   }
-}
-
-function parseBody(raw: unknown): DetectionBody {
-  const parsed = detectionBody.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`);
-  throw new HttpError(400, problems.join('; '));
 }
 
 function toDetection(body: DetectionBody, client: string): Detection {
@@ -153,9 +138,14 @@ async function accept(deps: IngestDeps, detection: Detection) {
 }
 
 async function handle(deps: IngestDeps, limiter: RateLimiter, req: IncomingMessage, res: ServerResponse) {
-  const path = (req.url ?? '/').split('?')[0];
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
   if (path === '/healthz' && req.method === 'GET') return reply(res, 200, { ok: true });
-  if (path !== '/v1/detections') throw new HttpError(404, 'not found: POST /v1/detections');
+  if (path !== '/v1/detections' && !isPatchRoute(path)) {
+    throw new HttpError(
+      404,
+      'not found: POST /v1/detections, /v1/virtual-patches or /v1/virtual-patches/<finding-id>/retire',
+    );
+  }
   if (req.method !== 'POST') throw new HttpError(405, 'use POST', { allow: 'POST' });
   const client = authenticate(deps.config, req.headers.authorization);
   const retryAfter = limiter.take(client);
@@ -165,7 +155,13 @@ async function handle(deps: IngestDeps, limiter: RateLimiter, req: IncomingMessa
       `rate limit of ${deps.config.ingest.ratePerMinute} detections per minute exceeded`,
       { 'retry-after': String(retryAfter) },
     );
-  const body = parseBody(await readJson(req, deps.config.ingest.maxBodyBytes));
+  const raw = await readJson(req, deps.config.ingest.maxBodyBytes);
+  if (isPatchRoute(path)) {
+    const answer = await handlePatchRoute(deps, path, client, raw);
+    deps.log?.(answer.log);
+    return reply(res, 202, answer.body);
+  }
+  const body = parseWith(detectionBody, raw);
   let result;
   try {
     result = await accept(deps, toDetection(body, client));

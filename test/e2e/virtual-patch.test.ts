@@ -16,16 +16,36 @@ import { PolicyError } from '../../src/domain/policy';
 import { configuredWaf } from '../../src/waf/client';
 import { findWebAcl } from '../../src/waf/provision';
 import { patchWorkflowId } from '../../workflows/definitions';
+import { startIngestServer, type IngestServer } from '../../src/ingest/server';
 import { runCli } from '../helpers/cli';
 import { openTestStack, uniqueName, waitFor, type TestStack } from '../helpers/stack';
 
+const TOKEN = 'pipeline-token-0123456789abcdef';
 let stack: TestStack;
+let ingest: IngestServer;
 
 beforeAll(async () => {
-  stack = await openTestStack();
+  stack = await openTestStack({ PERIMETER_INGEST_TOKENS: `pipeline=${TOKEN}` });
   await stack.startWorker({ log: () => undefined });
+  ingest = await startIngestServer({
+    client: stack.client,
+    config: stack.config,
+    listen: { host: '127.0.0.1', port: 0 },
+  });
 });
-afterAll(async () => stack?.close());
+afterAll(async () => {
+  await ingest?.close();
+  await stack?.close();
+});
+
+async function post(path: string, body: unknown, token: string | null = TOKEN) {
+  const res = await fetch(`${ingest.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
 
 function finding(overrides: Partial<PatchFinding> = {}): PatchFinding {
   return {
@@ -233,5 +253,54 @@ describe('virtual patches', () => {
     );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/refused: prefix "\/" would cover the whole site/);
+  });
+
+  it('works over the ingest endpoint: a DAST tool starts the patch, the pipeline retires it', async () => {
+    const findingId = uniqueName('DAST-');
+    const body = {
+      findingId,
+      path: '/api/users',
+      method: 'POST',
+      field: 'body',
+      kind: 'sqli',
+      ttl: '3d',
+      reason: 'DAST: body injection',
+    };
+    expect((await post('/v1/virtual-patches', body, null)).status).toBe(401);
+    const started = await post('/v1/virtual-patches', body);
+    expect(started).toMatchObject({
+      status: 202,
+      body: {
+        workflowId: patchWorkflowId(findingId),
+        joined: false,
+        summary: 'sqli in body of POST /api/users',
+      },
+    });
+    await waitFor('rule blocks', async () => (await ruleOf(findingId))?.Action?.Block !== undefined);
+    expect((await post('/v1/virtual-patches', body)).body).toMatchObject({ joined: true });
+
+    const bad = await post('/v1/virtual-patches', {
+      ...body,
+      findingId: uniqueName('BAD-'),
+      kind: 'regex',
+      pattern: '(a|b)+',
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/capturing groups/);
+    const unknownField = await post('/v1/virtual-patches', {
+      ...body,
+      findingId: uniqueName('BAD-'),
+      verb: 'x',
+    });
+    expect(unknownField.status).toBe(400);
+
+    const retired = await post(`/v1/virtual-patches/${findingId}/retire`, { commit: 'c0ffee1' });
+    expect(retired).toMatchObject({ status: 202, body: { accepted: true } });
+    const final = await waitForPatchEnd(stack.client, findingId, 20_000);
+    expect(final.patch?.fix).toMatchObject({ commit: 'c0ffee1', by: 'ingest client pipeline' });
+    expect(await ruleOf(findingId)).toBeUndefined();
+    expect((await post(`/v1/virtual-patches/${uniqueName('NOPE-')}/retire`, { commit: 'x' })).status).toBe(
+      404,
+    );
   });
 });
