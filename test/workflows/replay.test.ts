@@ -1,5 +1,5 @@
 /**
- * Replays stored incident histories against the current workflow code: a change that would
+ * Replays stored incident and virtual-patch histories against the current workflow code: a change that would
  * break incidents already running in production fails here (version it with patched()).
  */
 import fs from 'node:fs';
@@ -22,6 +22,9 @@ it('has stored histories to replay', () => {
     'extend-release.json',
     'stand-down.json',
     'ttl-release.json',
+    'vpatch-continued-first-run.json',
+    'vpatch-continued-second-run.json',
+    'vpatch-retired.json',
   ]);
 });
 

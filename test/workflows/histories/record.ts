@@ -1,6 +1,7 @@
 /**
  * Records the incident workflow's histories for the replay test:
- *   node bin/run-ts.js test/workflows/histories/record.ts
+ *   node bin/run-ts.js test/workflows/histories/record.ts          (everything)
+ *   node bin/run-ts.js test/workflows/histories/record.ts vpatch   (virtual patches only)
  * Run it only when a workflow change is meant to be incompatible (and then version it with
  * patched() instead where incidents may be open in production).
  */
@@ -17,6 +18,7 @@ import {
 } from '../../../src/client/remediation';
 import { sightingSignal, statusQuery } from '../../../workflows/definitions';
 import { startBenchStack } from '../../../bench/stack';
+import { retireVirtualPatch, startVirtualPatch, waitForPatchEnd } from '../../../src/client/virtual-patch';
 
 const detection = {
   action: 'block',
@@ -26,12 +28,106 @@ const detection = {
   evidence: { classes: { sqli: 5 }, samples: ["GET /?q=1' OR 1=1"] },
 };
 
+type Stack = Awaited<ReturnType<typeof startBenchStack>>;
+type Histories = Record<string, { id: string; runId?: string }>;
+
+/** `vpatch`: record only the virtual-patch histories (the incident ones stay as they were). */
+const only = process.argv[2];
+
+/** The Temporal CLI writes the proto-JSON form that historyFromJSON() reads back. */
+function show(stack: Stack, id: string, runId?: string): string {
+  return execFileSync(
+    toolPath('temporal'),
+    [
+      ...['workflow', 'show', '--address', stack.config.temporal.address, '--workflow-id', id],
+      ...(runId ? ['--run-id', runId] : []),
+      ...['--output', 'json'],
+    ],
+    { encoding: 'utf8' },
+  );
+}
+
+function writeAll(stack: Stack, histories: Histories): void {
+  for (const [name, { id, runId }] of Object.entries(histories)) {
+    const json = show(stack, id, runId);
+    fs.writeFileSync(path.join(__dirname, `${name}.json`), json);
+    console.log(`recorded ${name}: ${(JSON.parse(json) as { events: unknown[] }).events.length} events`);
+  }
+}
+
+async function waitForState(stack: Stack, id: string, state: string): Promise<void> {
+  for (let i = 0; (await stack.client.workflow.getHandle(id).query(statusQuery)).state !== state; i++) {
+    if (i > 200) throw new Error(`${id} never reached ${state}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Virtual patches: observed, approved, retired by the fix; and one held past a continue-as-new, then expired. */
+async function recordPatches(stack: Stack, histories: Histories): Promise<void> {
+  const deps = { client: stack.client, config: stack.config };
+  const base = {
+    path: '/api/search',
+    method: 'GET',
+    field: 'query:q',
+    reason: 'recorded',
+    detector: 'recorder',
+    requestedBy: 'recorder',
+  };
+  const retired = await startVirtualPatch(deps, {
+    ...base,
+    findingId: 'REC-1',
+    kind: 'sqli',
+    observeMs: 1_000,
+    ttlMs: 60_000,
+    approval: 'slack',
+  });
+  await waitForState(stack, retired.workflowId, 'awaiting-approval');
+  await decideRemediation(stack.client, retired.workflowId, { decision: 'approve', by: 'recorder' });
+  await waitForState(stack, retired.workflowId, 'active');
+  await retireVirtualPatch(stack.client, 'REC-1', { commit: 'abc1234', by: 'recorder' });
+  await waitForPatchEnd(stack.client, 'REC-1', 15_000);
+  histories['vpatch-retired'] = { id: retired.workflowId };
+
+  const long = await startVirtualPatch(deps, {
+    ...base,
+    findingId: 'REC-2',
+    kind: 'traversal',
+    field: 'uri',
+    match: 'prefix',
+    observeMs: 0,
+    ttlMs: 8_000,
+  });
+  await waitForState(stack, long.workflowId, 'active');
+  const handle = stack.client.workflow.getHandle(long.workflowId);
+  const firstRun = (await handle.describe()).runId;
+  for (let i = 0; (await handle.describe()).runId === firstRun; i++) {
+    if (i > 200) throw new Error('no continue-as-new');
+    await handle.signal(sightingSignal, {
+      at: new Date().toISOString(),
+      detector: 'recorder',
+      classes: { vpatch: 1 },
+    });
+  }
+  await waitForPatchEnd(stack.client, 'REC-2', 30_000);
+  const last = JSON.parse(show(stack, long.workflowId)) as {
+    events: Array<{ workflowExecutionStartedEventAttributes?: { continuedExecutionRunId?: string } }>;
+  };
+  const previous = last.events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+  if (!previous) throw new Error('the long patch did not continue as new');
+  histories['vpatch-continued-first-run'] = { id: long.workflowId, runId: previous };
+  histories['vpatch-continued-second-run'] = { id: long.workflowId };
+}
+
 async function main(): Promise<void> {
   const stack = await startBenchStack({ dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 60 } });
   const deps = { client: stack.client, config: stack.config };
   const handle = (id: string) => stack.client.workflow.getHandle(id);
-  const histories: Record<string, { id: string; runId?: string }> = {};
+  const histories: Histories = {};
   try {
+    if (only === 'vpatch') {
+      await recordPatches(stack, histories);
+      return writeAll(stack, histories);
+    }
     // Observed, more evidence, applied, released by the TTL.
     const [ttl] = await startRemediation(deps, {
       ...detection,
@@ -129,29 +225,14 @@ async function main(): Promise<void> {
     await releaseRemediation(stack.client, long!.workflowId, { by: 'recorder' });
     histories['continued-second-run'] = { id: long!.workflowId };
 
-    const show = (id: string, runId?: string): string =>
-      // The Temporal CLI writes the proto-JSON form that historyFromJSON() reads back.
-      execFileSync(
-        toolPath('temporal'),
-        [
-          ...['workflow', 'show', '--address', stack.config.temporal.address, '--workflow-id', id],
-          ...(runId ? ['--run-id', runId] : []),
-          ...['--output', 'json'],
-        ],
-        { encoding: 'utf8' },
-      );
     // The run before the last one of the long hold: the one that ended in continue-as-new.
-    const last = JSON.parse(show(histories['continued-second-run']!.id)) as {
+    const last = JSON.parse(show(stack, histories['continued-second-run']!.id)) as {
       events: Array<{ workflowExecutionStartedEventAttributes?: { continuedExecutionRunId?: string } }>;
     };
     const previous = last.events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
     if (!previous) throw new Error('the long hold did not continue as new');
     histories['continued-first-run'] = { id: histories['continued-second-run']!.id, runId: previous };
-    for (const [name, { id, runId }] of Object.entries(histories)) {
-      const json = show(id, runId);
-      fs.writeFileSync(path.join(__dirname, `${name}.json`), json);
-      console.log(`recorded ${name}: ${(JSON.parse(json) as { events: unknown[] }).events.length} events`);
-    }
+    writeAll(stack, histories);
   } finally {
     await stack.stop();
   }
