@@ -1,7 +1,8 @@
 /**
  * `npm run demo`: the local stack plus a scripted minute of attacks — detections become
  * incidents, blocks appear in the WAF emulator's IP sets, one is released by its TTL, one by
- * an operator, and bad input is refused — so a newcomer sees the whole loop.
+ * an operator, bad input is refused, and a virtual patch guards an endpoint until its fix is
+ * deployed — so a newcomer sees the whole loop.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -66,7 +67,7 @@ function runCliForDemo(stack: DevStack, args: string[]): Promise<void> {
 async function scenario(stack: DevStack, client: Client): Promise<void> {
   const { config } = stack;
   const deps = { client, config };
-  const { gateway, provision } = configuredWaf(config.waf);
+  const { gateway, patches, provision } = configuredWaf(config.waf);
   const setName = (action: string, family = 'ipv4') => `${config.waf.setPrefix}-${action}-${family}-0`;
   const showSet = async (action: string, family = 'ipv4') =>
     say(`   ${setName(action, family)}: [${(await gateway.addresses(setName(action, family))).join(', ')}]`);
@@ -211,7 +212,28 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   say(`   ${released.workflowId}: ${released.state}`);
   await showSet('challenge');
 
-  step(9, `Waiting for the 20 s TTL of ${first.target} to end …`);
+  step(9, 'A scanner finds SQL injection in GET /api/search?q=: a virtual patch until the fix ships');
+  const finding = 'DEMO-SQLI-1';
+  await runCliForDemo(stack, [
+    ...['patch', finding, '--path', '/api/search', '--method', 'GET', '--field', 'query:q'],
+    ...['--kind', 'sqli', '--observe', '2s', '--reason', 'DAST: q is injectable'],
+  ]);
+  for (const action of ['count', 'block'] as const) {
+    const seen = Date.now() + 20_000;
+    let rule = await patches.check(finding);
+    while (rule?.action !== action && Date.now() < seen) {
+      await sleep(100);
+      rule = await patches.check(finding);
+    }
+    say(
+      `   web ACL rule ${rule?.rule ?? '(missing)'}: ${rule?.action ?? 'absent'} (priority ${rule?.priority ?? '-'})`,
+    );
+  }
+  say('   the fix is deployed; the pipeline runs `perimeter patch retire DEMO-SQLI-1 --commit 4f2c9e1`:');
+  await runCliForDemo(stack, ['patch', 'retire', finding, '--commit', '4f2c9e1', '--by', 'demo-pipeline']);
+  say(`   web ACL rule: ${(await patches.check(finding)) ? 'STILL THERE' : 'gone'}`);
+
+  step(10, `Waiting for the 20 s TTL of ${first.target} to end …`);
   const deadline = Date.now() + 40_000;
   while ((await gateway.check('block', [first.target])).present.length > 0 && Date.now() < deadline)
     await sleep(250);
@@ -221,7 +243,7 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
   say(`   ${first.target}: ${after.state} at ${after.releasedAt ?? '?'}`);
   await showSet('block');
 
-  step(10, `The incident's story (\`perimeter show ${first.target}\`)`);
+  step(11, `The incident's story (\`perimeter show ${first.target}\`)`);
   say(timeline(first.workflowId, await incidentStatus(client, first.workflowId)));
 }
 
