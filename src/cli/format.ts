@@ -3,6 +3,7 @@ import type { IncidentStatus } from '../../workflows/definitions';
 import type { ActiveRemediation } from '../client/remediation';
 import { formatDuration } from '../domain/durations';
 import type { ManagedSetStatus } from '../waf/provision';
+import type { PatchRuleState } from '../waf/patch-gateway';
 import { targetList } from '../../workflows/target-list';
 
 export function table(headers: string[], rows: string[][]): string {
@@ -48,6 +49,14 @@ export function setTable(sets: ManagedSetStatus[]): string {
       `${(s.fill * 100).toFixed(1)}%`,
       s.linked ? 'linked' : 'NOT LINKED',
     ]),
+  );
+}
+
+export function patchRuleTable(rules: PatchRuleState[]): string {
+  if (rules.length === 0) return 'no virtual-patch rules in the web ACL';
+  return table(
+    ['PATCH RULE', 'FINDING', 'ACTION', 'PRIORITY'],
+    rules.map((r) => [r.rule, r.findingId, r.action ?? '?', String(r.priority)]),
   );
 }
 

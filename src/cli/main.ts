@@ -24,7 +24,7 @@ import { ensureWebAcl, initManagedWaf, managedWafStatus } from '../waf/provision
 import { duration, print } from './args';
 import { cliConfig, incidentUrl, whoAmI, withTemporal } from './context';
 import { NoSuchPatchError, patchCommand } from './patch';
-import { remediationTable, setTable, timeline } from './format';
+import { patchRuleTable, remediationTable, setTable, timeline } from './format';
 import type * as DevCommand from './dev';
 import type * as DemoCommand from './demo';
 import type * as DetectCommand from './detect';
@@ -149,11 +149,15 @@ export function buildProgram(): Command {
     });
   waf
     .command('status')
-    .description('list the managed IP sets with their fill')
-    .option('--json', 'machine-readable output')
+    .description('list the managed IP sets with their fill, and the virtual-patch rules')
+    .option('--json', 'machine-readable output (the sets)')
     .action(async (o: { json?: boolean }) => {
-      const sets = await managedWafStatus(provisionOptions());
-      print(o.json ? sets : setTable(sets));
+      const waf = configuredWaf(cliConfig().waf);
+      const sets = await managedWafStatus(waf.provision);
+      if (o.json) return print(sets);
+      print(setTable(sets));
+      const rules = await waf.patches.list().catch(() => []);
+      print(`\n${patchRuleTable(rules)}`);
     });
 
   program

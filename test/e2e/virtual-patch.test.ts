@@ -303,4 +303,34 @@ describe('virtual patches', () => {
       404,
     );
   });
+
+  it('removes the rule when the patch is cancelled while it blocks', async () => {
+    const f = finding();
+    const started = await startVirtualPatch(stack, f);
+    await waitFor('rule blocks', async () => (await ruleOf(f.findingId))?.Action?.Block !== undefined);
+    const handle = stack.client.workflow.getHandle(started.workflowId);
+    await handle.cancel();
+    await expect(handle.result()).rejects.toThrow();
+    expect(await ruleOf(f.findingId)).toBeUndefined();
+    const status = await incidentStatus(stack.client, started.workflowId);
+    expect(status.state).toBe('released');
+    expect(status.timeline.map((t) => t.message).join('\n')).toMatch(/rule removed: patch cancelled/);
+  });
+
+  it('under the global dry-run switch runs in full and never writes the web ACL', async () => {
+    const dry = await openTestStack({ PERIMETER_DRY_RUN: 'true' });
+    const log: string[] = [];
+    try {
+      await dry.startWorker({ log: (line) => log.push(line) });
+      const f = finding({ ttlMs: 1_000 });
+      await startVirtualPatch(dry, f);
+      const final = await waitForPatchEnd(dry.client, f.findingId, 20_000);
+      expect(final).toMatchObject({ state: 'released', dryRun: true });
+      const waf = configuredWaf(dry.config.waf);
+      expect(await waf.patches.list()).toEqual([]);
+      expect(log.join('\n')).toMatch(/dry-run: would put rule .*-vpatch-CVE-2026-.* as block/);
+    } finally {
+      await dry.close();
+    }
+  });
 });
