@@ -17,6 +17,8 @@ describe('loadConfig', () => {
       minPrefixV4: 16,
       minPrefixV6: 48,
     });
+    expect(c.patches).toEqual({ defaultTtlMs: 7 * 86_400_000, maxTtlMs: 30 * 86_400_000 });
+    expect(c.waf).toMatchObject({ patchPriority: 100, capacityLimit: 1_500 });
   });
 
   it('reads the ecosystem variables', () => {
@@ -50,6 +52,12 @@ describe('loadConfig', () => {
     ],
     [{ PERIMETER_APPROVAL_TIMEOUT: '0s' }, /PERIMETER_APPROVAL_TIMEOUT: must be greater than zero/],
     [{ PERIMETER_APPROVAL_DEFAULT: 'maybe' }, /PERIMETER_APPROVAL_DEFAULT/],
+    [
+      { PERIMETER_VPATCH_DEFAULT_TTL: '60d' },
+      /PERIMETER_VPATCH_DEFAULT_TTL: must be greater than zero and at most PERIMETER_VPATCH_MAX_TTL \(30d\)/,
+    ],
+    [{ PERIMETER_WEB_ACL_CAPACITY: '6000' }, /PERIMETER_WEB_ACL_CAPACITY/],
+    [{ PERIMETER_VPATCH_PRIORITY: '-1' }, /PERIMETER_VPATCH_PRIORITY/],
   ])('refuses %p', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
