@@ -1,7 +1,7 @@
 /**
  * `perimeter detect`: access logs in, incidents out. With `--test` nothing is started — it
  * reports what each line matched and which incidents would start (fail2ban-regex for this
- * detector).
+ * detector). AWS WAF lines that matched a virtual patch's rule become sightings for that patch.
  */
 import { existsSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
@@ -15,6 +15,11 @@ import {
 } from '../detectors/config';
 import { TemporalDispatcher, type DispatchEvent, type DispatchStats } from '../detectors/dispatcher';
 import { Detector, type DetectorOutput, type PlannedIncident } from '../detectors/engine';
+import {
+  PatchSightings,
+  type PatchSightingEvent,
+  type PatchSightingStats,
+} from '../detectors/patch-sightings';
 import { runDetector, type RunStats } from '../detectors/run';
 import type { LogFormat } from '../detectors/types';
 import { partitionTargets } from '../client/campaign';
@@ -83,6 +88,9 @@ async function liveRun(
   );
   const detector = new Detector(detectorConfig, dispatcher, claimFor(config));
   dispatcher.attach(detector);
+  const patches = new PatchSightings(client, detectorConfig.detector, (event) =>
+    say(describePatchEvent(event)),
+  );
   const stats = await runDetector({
     files,
     format: o.format,
@@ -90,10 +98,12 @@ async function liveRun(
     fromStart: o.fromStart ?? false,
     detector,
     signal,
+    patchPrefix: config.waf.setPrefix,
+    onPatchMatch: (findingIds, record) => patches.add(findingIds, record),
     ...progressReporter(o, () => dispatcher.stats),
   });
-  await dispatcher.drain();
-  printSummary(stats, o, { dispatch: dispatcher.stats });
+  await Promise.all([dispatcher.drain(), patches.drain()]);
+  printSummary(stats, o, { dispatch: dispatcher.stats, patches: patches.stats });
   return stats;
 }
 
@@ -112,6 +122,7 @@ async function testRun(
   };
   const detector = new Detector(detectorConfig, output, claimFor(config));
   const shown = { matched: 0, skipped: 0 };
+  const patchFindings = new Set<string>();
   const stats = await runDetector({
     files,
     format: o.format,
@@ -119,6 +130,8 @@ async function testRun(
     fromStart: o.fromStart ?? true,
     detector,
     signal,
+    patchPrefix: config.waf.setPrefix,
+    onPatchMatch: (findingIds) => findingIds.forEach((id) => patchFindings.add(id)),
     onLine: (outcome) => {
       if (o.json) {
         const { file, ...rest } = outcome;
@@ -127,8 +140,11 @@ async function testRun(
       }
       const where = files.length > 1 ? `${outcome.file}:${outcome.line}` : `line ${outcome.line}`;
       if (outcome.skipped && shown.skipped++ < 20) console.log(`${where}: skipped (${outcome.skipped})`);
-      if (outcome.classes.length > 0 && shown.matched++ < 100)
+      if ((outcome.classes.length === 0 && !outcome.patches) || shown.matched++ >= 100) return;
+      if (outcome.classes.length > 0)
         console.log(`${where}: ${outcome.source} ${outcome.classes.join(', ')}`);
+      if (outcome.patches)
+        console.log(`${where}: ${outcome.source} matched virtual patch ${outcome.patches.join(', ')}`);
     },
     ...progressReporter(o, () => undefined),
   });
@@ -152,6 +168,7 @@ async function testRun(
       reason: i.reason,
     })),
     sightings,
+    patchFindings: [...patchFindings],
   });
   return stats;
 }
@@ -169,6 +186,15 @@ function describeEvent(event: DispatchEvent, config: Config): string {
       return `refused ${targetList(event.incident.targets)}: ${event.reasons.join('; ')}`;
     case 'error':
       return `error${event.incident ? ` starting ${targetList(event.incident.targets)}` : ''}: ${event.message}`;
+  }
+}
+
+function describePatchEvent(event: PatchSightingEvent): string {
+  switch (event.kind) {
+    case 'no-patch':
+      return `no open virtual patch for ${event.findingId}: its matches are counted, not reported`;
+    case 'error':
+      return `error reporting a sighting to virtual patch ${event.findingId}: ${event.message}`;
   }
 }
 
@@ -195,7 +221,13 @@ function progressReporter(o: DetectOptions, dispatch: () => DispatchStats | unde
 function printSummary(
   stats: RunStats,
   o: DetectOptions,
-  extra: { dispatch?: DispatchStats; wouldStart?: unknown[]; sightings?: number },
+  extra: {
+    dispatch?: DispatchStats;
+    patches?: PatchSightingStats;
+    wouldStart?: unknown[];
+    sightings?: number;
+    patchFindings?: string[];
+  },
 ): void {
   const rate = Math.round((stats.lines * 1000) / Math.max(1, stats.elapsedMs));
   if (o.json) {
@@ -221,4 +253,15 @@ function printSummary(
       `  incidents: ${d.incidentsStarted} started, ${d.campaignsStarted} campaign(s) started, ${d.joined} joined open incidents, ${d.refused} targets refused, ${d.sightingsSent} sightings sent${d.errors ? `, ${d.errors} errors` : ''}`,
     );
   }
+  if (stats.patchMatches > 0) console.log(`  ${describePatchSummary(stats.patchMatches, extra)}`);
+}
+
+function describePatchSummary(
+  lines: number,
+  { patches: p, patchFindings }: { patches?: PatchSightingStats; patchFindings?: string[] },
+): string {
+  const head = `virtual patches: ${lines} matching lines`;
+  // A dry run: nothing was sent, so only which findings the lines would have reported to.
+  if (!p) return `${head}, for ${patchFindings?.join(', ') ?? 'none'}`;
+  return `${head}, ${p.sightingsSent} sighting(s) sent (${p.requestsReported} requests), ${p.findingsWithoutPatch} finding(s) without an open patch${p.errors ? `, ${p.errors} errors` : ''}`;
 }

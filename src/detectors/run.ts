@@ -1,12 +1,14 @@
 /**
  * One detector run over log files: read (or follow) → split lines → parse → classify → count.
- * Bad lines are counted by reason and never stop the run.
+ * Bad lines are counted by reason and never stop the run. Requests that matched a virtual
+ * patch's WAF rule are picked out on the side; they still count like any other request.
  */
 import { createReadStream } from 'node:fs';
 import { classifyRequest } from './signatures';
 import { createLineParser, MAX_LINE_LENGTH } from './parsers';
 import { LineSplitter } from './lines';
 import { followFile } from './follow';
+import { patchMatches } from './patches';
 import type { Detector } from './engine';
 import type { AttackClass, LogFormat, LogRecord, SkipReason } from './types';
 
@@ -17,6 +19,8 @@ export interface RunStats {
   /** Lines that matched at least one signature. */
   matches: number;
   byClass: Record<string, number>;
+  /** Lines that matched a virtual patch's rule. */
+  patchMatches: number;
   skipped: Partial<Record<SkipReason, number>>;
   elapsedMs: number;
 }
@@ -29,6 +33,8 @@ export interface LineOutcome {
   classes: AttackClass[];
   skipped?: SkipReason;
   format?: LogFormat;
+  /** Finding IDs of the virtual patches whose rule matched the request (only when some did). */
+  patches?: string[];
 }
 
 export interface RunOptions {
@@ -39,6 +45,10 @@ export interface RunOptions {
   fromStart: boolean;
   detector: Detector;
   onLine?: (outcome: LineOutcome, record: LogRecord | undefined) => void;
+  /** The deployment's set prefix: which WAF rule names and labels are its virtual patches. */
+  patchPrefix?: string;
+  /** A request that matched the rules of these virtual patches. */
+  onPatchMatch?: (findingIds: string[], record: LogRecord) => void;
   /** Called about every `progressMs` with the stats so far. */
   onProgress?: (stats: RunStats) => void;
   progressMs?: number;
@@ -46,7 +56,16 @@ export interface RunOptions {
 }
 
 export function emptyStats(): RunStats {
-  return { files: 0, lines: 0, records: 0, matches: 0, byClass: {}, skipped: {}, elapsedMs: 0 };
+  return {
+    files: 0,
+    lines: 0,
+    records: 0,
+    matches: 0,
+    byClass: {},
+    patchMatches: 0,
+    skipped: {},
+    elapsedMs: 0,
+  };
 }
 
 export async function runDetector(options: RunOptions): Promise<RunStats> {
@@ -110,7 +129,14 @@ function feeder(file: string, options: RunOptions, stats: RunStats): Feed {
       stats.matches++;
       for (const c of classes) stats.byClass[c] = (stats.byClass[c] ?? 0) + 1;
     }
-    options.onLine?.({ file, line: n, source: record.source, classes, format: record.format }, record);
+    const patches = options.patchPrefix === undefined ? [] : patchMatches(record, options.patchPrefix);
+    if (patches.length > 0) {
+      stats.patchMatches++;
+      options.onPatchMatch?.(patches, record);
+    }
+    const outcome: LineOutcome = { file, line: n, source: record.source, classes, format: record.format };
+    if (patches.length > 0) outcome.patches = patches;
+    options.onLine?.(outcome, record);
     options.detector.push(record, classes, line as string);
   });
   return { push: (chunk) => splitter.push(chunk), end: () => splitter.end() };

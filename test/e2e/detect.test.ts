@@ -149,9 +149,14 @@ describe('perimeter detect', () => {
 
   it('--follow blocks from appended lines and keeps the incident fed with sightings', async () => {
     const path = logFile([benign('192.0.2.53')]);
-    const follower = spawnCli(['detect', path, '--follow', '--ttl', '10m', '--no-progress'], stack.env);
+    // From the start: a loaded machine may start the process after the append below, and it must
+    // still see those lines (when it starts in time, they arrive as appended lines).
+    const follower = spawnCli(
+      ['detect', path, '--follow', '--from-start', '--ttl', '10m', '--no-progress'],
+      stack.env,
+    );
     try {
-      await new Promise((r) => setTimeout(r, 1_500)); // the process starts and reaches the file's end
+      await new Promise((r) => setTimeout(r, 1_500)); // usually: the process starts and reaches the file's end
       appendFileSync(path, `${Array.from({ length: 5 }, () => line('203.0.116.70', SQLI)).join('\n')}\n`);
       await waitFor(
         'the block',
