@@ -437,7 +437,7 @@ export function explain(err: unknown): { message: string; code: number } {
   if (err instanceof PolicyError) return { message: `refused: ${err.problems.join('\n         ')}`, code: 2 };
   if (
     err instanceof Error &&
-    ['DetectorConfigError', 'DetectUsageError', 'ConfigFileError'].includes(err.name)
+    ['DetectorConfigError', 'DetectUsageError', 'ConfigFileError', 'PatchUsageError'].includes(err.name)
   )
     return { message: err.message, code: 2 };
   if (err instanceof TargetError || err instanceof DurationError || err instanceof UsageError) {

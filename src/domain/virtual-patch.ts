@@ -71,7 +71,8 @@ const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
  * segment, an encoded dot that survived one decode, and the files such probes go after.
  */
 export const TRAVERSAL_PATTERNS: readonly string[] = [
-  '(?:^|[/\\\\])\\.\\.(?:[/\\\\]|$)',
+  // A `..` segment at the start, after a separator, or as a parameter's value (`file=../x`).
+  '(?:^|[/\\\\=&;,:])\\.\\.(?:[/\\\\]|$)',
   '%2e%2e|%252e|\\.%2e|%2e\\.',
   '(?:^|[/\\\\])(?:etc[/\\\\](?:passwd|shadow|hosts)|proc[/\\\\]self[/\\\\]|windows[/\\\\]win\\.ini|boot\\.ini)',
 ];
@@ -131,9 +132,16 @@ export function fieldText(field: PatchField): string {
 function pathProblem(path: string, match: PathMatch): string | undefined {
   if (!path) return 'a path is required (the endpoint the patch protects)';
   if (!path.startsWith('/')) return `path "${path}" must start with "/"`;
-  if (path.length > MAX_PATH_LENGTH) return `path is longer than ${MAX_PATH_LENGTH} characters`;
+  // AWS counts a search string in bytes, and an exact match also tries the path with a "/" added.
+  if (new TextEncoder().encode(path).length > MAX_PATH_LENGTH - 1) {
+    return `path is longer than ${MAX_PATH_LENGTH - 1} bytes`;
+  }
   if (/[\s\x00-\x1f\x7f?#*]/.test(path)) {
     return `path "${path}" may not contain spaces, control characters, "?", "#" or "*" (use --match prefix for a subtree)`;
+  }
+  // The request's path is URL-decoded before it is compared: an encoded path would never match.
+  if (path.includes('%')) {
+    return `path "${path}" is percent-encoded; give it decoded (/café, not /caf%C3%A9)`;
   }
   if (match === 'prefix' && /^\/+$/.test(path)) {
     return `prefix "${path}" would cover the whole site; name the vulnerable endpoint`;
@@ -158,7 +166,16 @@ export function patternProblem(pattern: string): string | undefined {
     if (c === '\\') {
       if (/[1-9]/.test(next) || next === 'k' || next === 'g')
         return 'backreferences are not supported by AWS WAF';
-      if (next === 'C' || next === 'R' || next === 'K') return `\\${next} is not supported by AWS WAF`;
+      // \C \R \K are PCRE's and unsupported by AWS; \u \U \l \L \N are not PCRE escapes at all.
+      if (next !== '' && 'CRKuUlLN'.includes(next)) {
+        return `\\${next} is not supported by AWS WAF's regular expressions`;
+      }
+      const hex =
+        next === 'x' ? /^x(?:\{([0-9a-fA-F]+)\}|([0-9a-fA-F]{2}))/.exec(pattern.slice(i + 1)) : null;
+      const code = hex ? parseInt(hex[1] ?? hex[2] ?? '', 16) : NaN;
+      if (code >= 0x41 && code <= 0x5a) {
+        return `\\${hex?.[0]} is an upper-case letter, which can never match: the field is lower-cased before matching`;
+      }
       i++;
       continue;
     }
@@ -179,6 +196,10 @@ export function patternProblem(pattern: string): string | undefined {
         return 'use (?:…) instead of (…): AWS WAF does not support capturing groups';
       if (next === '*') return 'backtracking control verbs are not supported by AWS WAF';
       const kind = pattern.slice(i + 2, i + 4);
+      if (kind === '<=' || kind === '<!') return 'lookbehind assertions are not accepted in a patch pattern';
+      if (/^[a-zA-OQ-Z]/.test(kind)) {
+        return 'inline flags such as (?i) are not needed: the field is lower-cased before matching';
+      }
       if (kind.startsWith('>')) return 'atomic groups are not supported by AWS WAF';
       if (kind.startsWith('(')) return 'conditional patterns are not supported by AWS WAF';
       if (/^<[A-Za-z]/.test(kind) || kind.startsWith('P<') || kind.startsWith("'")) {

@@ -57,22 +57,39 @@ function fieldToMatch(field: PatchField): FieldToMatch {
  * alone would let `//api/./search` escape it.
  */
 function pathScope(spec: PatchSpec): Statement {
-  const byteMatch = (types: TextTransformationType[]): Statement => ({
+  const path = spec.path.toLowerCase();
+  // Most servers route `/api/search/` to the same handler as `/api/search`.
+  const paths = spec.match === 'exact' && !path.endsWith('/') ? [path, `${path}/`] : [path];
+  const byteMatch = (searched: string, types: TextTransformationType[]): Statement => ({
     ByteMatchStatement: {
       FieldToMatch: { UriPath: {} },
       PositionalConstraint: spec.match === 'prefix' ? 'STARTS_WITH' : 'EXACTLY',
-      SearchString: encoder.encode(spec.path.toLowerCase()),
+      SearchString: encoder.encode(searched),
       TextTransformations: transformations(...types),
     },
   });
   return {
     OrStatement: {
-      Statements: [
-        byteMatch(['URL_DECODE', 'LOWERCASE']),
-        byteMatch(['URL_DECODE', 'NORMALIZE_PATH', 'LOWERCASE']),
-      ],
+      Statements: paths.flatMap((p) => [
+        byteMatch(p, ['URL_DECODE', 'LOWERCASE']),
+        byteMatch(p, ['URL_DECODE', 'NORMALIZE_PATH', 'LOWERCASE']),
+      ]),
     },
   };
+}
+
+/** The method scope; GET also covers HEAD, which servers answer from the GET handler. */
+function methodScope(method: string): Statement {
+  const methods = method === 'GET' ? ['GET', 'HEAD'] : [method];
+  const matches: Statement[] = methods.map((m) => ({
+    ByteMatchStatement: {
+      FieldToMatch: { Method: {} },
+      PositionalConstraint: 'EXACTLY',
+      SearchString: encoder.encode(m),
+      TextTransformations: transformations('NONE'),
+    },
+  }));
+  return matches.length === 1 ? (matches[0] as Statement) : { OrStatement: { Statements: matches } };
 }
 
 function attackMatch(spec: PatchSpec, regexSetArn: string | undefined): Statement {
@@ -121,16 +138,7 @@ export function buildPatchRule(
 ): Rule {
   const name = patchRuleName(prefix, spec.findingId);
   const scope: Statement[] = [pathScope(spec)];
-  if (spec.method) {
-    scope.push({
-      ByteMatchStatement: {
-        FieldToMatch: { Method: {} },
-        PositionalConstraint: 'EXACTLY',
-        SearchString: encoder.encode(spec.method),
-        TextTransformations: transformations('NONE'),
-      },
-    });
-  }
+  if (spec.method) scope.push(methodScope(spec.method));
   return {
     Name: name,
     Priority: priority,

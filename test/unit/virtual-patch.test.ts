@@ -77,7 +77,9 @@ describe('checkPatch', () => {
     [{ path: '//', match: 'prefix' }, /whole site/],
     [{ path: '/api/*' }, /may not contain/],
     [{ path: '/a?b=1' }, /may not contain/],
-    [{ path: `/${'a'.repeat(250)}` }, /longer than 200/],
+    [{ path: `/${'a'.repeat(250)}` }, /longer than 199 bytes/],
+    [{ path: `/${'é'.repeat(100)}` }, /longer than 199 bytes/],
+    [{ path: '/api/caf%C3%A9' }, /percent-encoded; give it decoded/],
     [{ match: 'regex' }, /must be exact or prefix/],
     [{ kind: 'rce' }, /kind "rce" must be one of/],
     [{ pattern: 'x' }, /applies only to kind regex/],
@@ -111,6 +113,11 @@ describe('patternProblem: what AWS WAF regexes may not use', () => {
     ['[a-', /unclosed/],
     ['a{2,1}', /not a valid regular expression/],
     ['a'.repeat(201), /at most 200/],
+    ['\\u0061', /\\u is not supported/],
+    ['\\x41b', /upper-case letter/],
+    ['\\x{5a}b', /upper-case letter/],
+    ['(?<=a+)b', /lookbehind/],
+    ['(?i)select', /inline flags/],
   ])('refuses %s', (pattern, reason) => {
     expect(patternProblem(pattern)).toMatch(reason);
   });
@@ -132,6 +139,8 @@ describe('patternProblem: what AWS WAF regexes may not use', () => {
       '..\\..\\windows\\win.ini',
       'x/%2e%2e/y',
       '/proc/self/environ',
+      'file=../config.php',
+      'a=1&path=..\\boot.ini',
     ]) {
       expect(hit(probe)).toBe(true);
     }
@@ -159,18 +168,41 @@ describe('rule names and the AWS rule', () => {
     });
     const [path, method, attack] = rule.Statement?.AndStatement?.Statements ?? [];
     const scopes = path?.OrStatement?.Statements ?? [];
-    expect(scopes.map((s) => s.ByteMatchStatement?.TextTransformations?.map((t) => t.Type))).toEqual([
-      ['URL_DECODE', 'LOWERCASE'],
-      ['URL_DECODE', 'NORMALIZE_PATH', 'LOWERCASE'],
+    const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
+    // Exact: the path and the path with a trailing slash, each as sent and normalised.
+    expect(
+      scopes.map((s) => [
+        text(s.ByteMatchStatement?.SearchString),
+        s.ByteMatchStatement?.TextTransformations?.map((t) => t.Type).join('+'),
+      ]),
+    ).toEqual([
+      ['/api/search', 'URL_DECODE+LOWERCASE'],
+      ['/api/search', 'URL_DECODE+NORMALIZE_PATH+LOWERCASE'],
+      ['/api/search/', 'URL_DECODE+LOWERCASE'],
+      ['/api/search/', 'URL_DECODE+NORMALIZE_PATH+LOWERCASE'],
     ]);
     expect(scopes[0]?.ByteMatchStatement?.PositionalConstraint).toBe('EXACTLY');
-    expect(new TextDecoder().decode(method?.ByteMatchStatement?.SearchString)).toBe('GET');
+    // GET also covers HEAD, answered by the same handler.
+    expect(method?.OrStatement?.Statements?.map((m) => text(m.ByteMatchStatement?.SearchString))).toEqual([
+      'GET',
+      'HEAD',
+    ]);
     expect(attack?.SqliMatchStatement).toMatchObject({
       FieldToMatch: { SingleQueryArgument: { Name: 'q' } },
       SensitivityLevel: 'HIGH',
     });
-    // Path scopes 22 + 32, method 2, SQLi 30 + two transformations 20.
-    expect(estimateCapacity(rule.Statement)).toBe(106);
+    // Path scopes 2 × (22 + 32), methods 2 + 2, SQLi 30 + two transformations 20.
+    expect(estimateCapacity(rule.Statement)).toBe(162);
+    const post = buildPatchRule(
+      'p',
+      checkPatch(request({ method: 'POST', match: 'prefix' }), limits),
+      'block',
+      1,
+    );
+    expect(post.Statement?.AndStatement?.Statements?.[0]?.OrStatement?.Statements).toHaveLength(2);
+    expect(post.Statement?.AndStatement?.Statements?.[1]?.ByteMatchStatement?.PositionalConstraint).toBe(
+      'EXACTLY',
+    );
   });
 
   it('points regex and traversal patches at their pattern set and refuses to build without one', () => {
