@@ -6,7 +6,14 @@
 import { Command, Option } from 'commander';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { waitUntilSettled } from '../client/remediation';
-import { retireVirtualPatch, startVirtualPatch, waitForPatchEnd } from '../client/virtual-patch';
+import {
+  checkFinding,
+  retireVirtualPatch,
+  startVirtualPatch,
+  waitForPatchEnd,
+  type PatchFinding,
+} from '../client/virtual-patch';
+import { configuredWaf } from '../waf/client';
 import { formatDuration } from '../domain/durations';
 import { HTTP_METHODS, PATCH_KINDS, PATH_MATCHES } from '../domain/virtual-patch';
 import type { ApprovalMode } from '../../workflows/definitions';
@@ -73,25 +80,24 @@ export function patchCommand(): Command {
       }
       const { path, kind } = o;
       const config = cliConfig();
+      const finding: PatchFinding = {
+        findingId,
+        path,
+        match: o.match,
+        ...(o.method ? { method: o.method } : {}),
+        field: o.field,
+        kind,
+        ...(o.pattern !== undefined ? { pattern: o.pattern } : {}),
+        ...(o.ttl !== undefined ? { ttlMs: o.ttl } : {}),
+        ...(o.observe !== undefined ? { observeMs: o.observe } : {}),
+        approval: o.approval as ApprovalMode,
+        reason: o.reason ?? `virtual patch for ${findingId}`,
+        detector: 'cli',
+        requestedBy: whoAmI(),
+      };
+      checkFinding(config, finding); // refused before connecting: bad input says so even with Temporal down
       await withTemporal(config, async (client) => {
-        const started = await startVirtualPatch(
-          { client, config },
-          {
-            findingId,
-            path,
-            match: o.match,
-            ...(o.method ? { method: o.method } : {}),
-            field: o.field,
-            kind,
-            ...(o.pattern !== undefined ? { pattern: o.pattern } : {}),
-            ...(o.ttl !== undefined ? { ttlMs: o.ttl } : {}),
-            ...(o.observe !== undefined ? { observeMs: o.observe } : {}),
-            approval: o.approval as ApprovalMode,
-            reason: o.reason ?? `virtual patch for ${findingId}`,
-            detector: 'cli',
-            requestedBy: whoAmI(),
-          },
-        );
+        const started = await startVirtualPatch({ client, config }, finding);
         if (o.json) {
           const wait = (o.observe ?? config.policy.defaultObserveMs) + 60_000;
           const status = await waitUntilSettled(client, started.workflowId, wait);
@@ -126,18 +132,26 @@ export function patchCommand(): Command {
     .option('--no-wait', 'return once the patch has been told, without waiting for the rule to go')
     .option('--timeout <duration>', 'how long to wait for the rule to go', duration, 120_000)
     .action(async (findingId: string, o: { commit: string; by?: string; wait: boolean; timeout: number }) => {
+      if (!o.commit.trim())
+        throw new PatchUsageError('--commit must name the commit or release that fixed it');
       const config = cliConfig();
+      const { patches } = configuredWaf(config.waf);
       await withTemporal(config, async (client) => {
         let retired;
         try {
-          retired = await retireVirtualPatch(client, findingId, { commit: o.commit, by: o.by ?? whoAmI() });
+          const fix = { commit: o.commit, by: o.by ?? whoAmI() };
+          retired = await retireVirtualPatch(client, findingId, fix, patches);
         } catch (err) {
           if (err instanceof WorkflowNotFoundError)
             throw new NoSuchPatchError(`no virtual patch for finding ${findingId}`);
           throw err;
         }
         if (!retired.accepted) {
-          print(`${findingId}: nothing to retire, the patch has already ended (${retired.state})`);
+          print(
+            retired.removedLeftover
+              ? `${findingId}: the patch had ended (${retired.state}) but left its rule in the web ACL; rule removed`
+              : `${findingId}: nothing to retire, the patch has already ended (${retired.state})`,
+          );
           return;
         }
         if (!o.wait) {

@@ -22,6 +22,7 @@ import {
   type VirtualPatchInput,
 } from '../../workflows/definitions';
 import type { virtualPatch } from '../../workflows/virtual-patch';
+import type { PatchGateway } from '../waf/patch-gateway';
 import type { ClientDeps } from './remediation';
 
 /** A finding to patch, as a scanner, a pipeline or a person reports it. */
@@ -127,19 +128,32 @@ export interface RetireResult {
   accepted: boolean;
   /** The patch's state after the signal (or its final state). */
   state: string;
+  /** The patch had ended without removing its rule (terminated by hand, say): the rule was removed now. */
+  removedLeftover?: boolean;
+}
+
+/** The WAF side of a retire, for a patch whose workflow ended without taking its rule out. */
+export type PatchRules = Pick<PatchGateway, 'check' | 'release'>;
+
+/** A blank commit is refused: the record must say what fixed the finding. */
+export class RetireInputError extends Error {
+  override name = 'RetireInputError';
 }
 
 /**
  * Tells the finding's patch that the fix is deployed: it removes its rule and ends. Retiring a
  * patch that has already ended is not an error (a pipeline re-run); a finding that never had a
- * patch is (WorkflowNotFoundError).
+ * patch is (WorkflowNotFoundError). With `rules`, a rule an ended patch left in the web ACL (its
+ * workflow terminated by hand skips the clean-up) is removed: the fix is deployed, nothing owns it.
  */
 export async function retireVirtualPatch(
   client: Client,
   findingId: string,
   fix: { commit: string; by: string },
+  rules?: PatchRules,
 ): Promise<RetireResult> {
-  if (!fix.commit.trim()) throw new Error('the commit (or release) that fixed the finding is required');
+  if (!fix.commit.trim())
+    throw new RetireInputError('the commit (or release) that fixed the finding is required');
   const workflowId = patchWorkflowId(findingId);
   const handle = client.workflow.getHandle<typeof virtualPatch>(workflowId);
   try {
@@ -148,7 +162,13 @@ export async function retireVirtualPatch(
     if (!(err instanceof WorkflowNotFoundError)) throw err;
     const description = await handle.describe(); // throws WorkflowNotFoundError for an unknown finding
     const status = await handle.query(statusQuery).catch(() => undefined);
-    return { workflowId, accepted: false, state: status?.state ?? description.status.name.toLowerCase() };
+    const state = status?.state ?? description.status.name.toLowerCase();
+    // No open workflow owns the finding's rule now: if one is still in the web ACL, it was left behind.
+    if (rules && (await rules.check(findingId))) {
+      await rules.release(findingId);
+      return { workflowId, accepted: false, state, removedLeftover: true };
+    }
+    return { workflowId, accepted: false, state };
   }
   const status = await handle.query(statusQuery).catch(() => undefined);
   return { workflowId, accepted: true, state: status?.state ?? 'releasing' };

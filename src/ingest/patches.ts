@@ -4,7 +4,14 @@
  * `POST /v1/virtual-patches/<finding-id>/retire` reports the fix deployed.
  */
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { retireVirtualPatch, startVirtualPatch, type PatchFinding } from '../client/virtual-patch';
+import {
+  retireVirtualPatch,
+  startVirtualPatch,
+  type PatchFinding,
+  type PatchRules,
+} from '../client/virtual-patch';
+import type { Config } from '../config';
+import { configuredWaf } from '../waf/client';
 import { PolicyError } from '../domain/policy';
 import { HttpError, parseWith } from './http';
 import type { IngestDeps } from './server';
@@ -31,6 +38,18 @@ function toFinding(body: PatchBody, client: string): PatchFinding {
   };
 }
 
+const rulesByConfig = new WeakMap<Config, PatchRules>();
+
+/** One WAF client per server configuration, for rules an ended patch left behind. */
+function patchRules(config: Config): PatchRules {
+  let rules = rulesByConfig.get(config);
+  if (!rules) {
+    rules = configuredWaf(config.waf).patches;
+    rulesByConfig.set(config, rules);
+  }
+  return rules;
+}
+
 /** Whether `path` is one of these routes (for the server's 404). */
 export function isPatchRoute(path: string): boolean {
   return path === PATCHES_PATH || RETIRE.test(path);
@@ -48,10 +67,8 @@ export async function handlePatchRoute(
     const findingId = decodeURIComponent(retire[1] ?? '');
     const { commit } = parseWith(retireBody, raw);
     try {
-      const result = await retireVirtualPatch(deps.client, findingId, {
-        commit,
-        by: `ingest client ${client}`,
-      });
+      const fix = { commit, by: `ingest client ${client}` };
+      const result = await retireVirtualPatch(deps.client, findingId, fix, patchRules(deps.config));
       return { body: result, log: `${client}: fix deployed for ${findingId} (${commit}): ${result.state}` };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError)

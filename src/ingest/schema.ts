@@ -66,5 +66,5 @@ export type PatchBody = z.infer<typeof patchBody>;
 
 /** The body of `POST /v1/virtual-patches/<finding-id>/retire`: the pipeline's word that the fix is live. */
 export const retireBody = z.strictObject({
-  commit: z.string().min(1).max(100),
+  commit: z.string().trim().min(1, 'name the commit or release that fixed it').max(100),
 });

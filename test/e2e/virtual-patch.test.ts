@@ -4,7 +4,7 @@
  * Assertions read the rules the emulator stores and the workflow's history.
  */
 import { GetWebACLCommand, type Rule } from '@aws-sdk/client-wafv2';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { decideRemediation, incidentStatus, releaseRemediation } from '../../src/client/remediation';
 import {
   retireVirtualPatch,
@@ -253,6 +253,16 @@ describe('virtual patches', () => {
     );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/refused: prefix "\/" would cover the whole site/);
+    const missing = await runCli(['patch', uniqueName('BAD-'), '--kind', 'sqli'], stack.env);
+    expect(missing).toMatchObject({ code: 2, stderr: expect.stringMatching(/needs --path and --kind/) });
+    // Refused before connecting: the reason, not "cannot reach Temporal".
+    const offline = await runCli(
+      ['patch', uniqueName('BAD-'), '--path', '/x', '--kind', 'sqli', '--ttl', '400d'],
+      { ...stack.env, TEMPORAL_ADDRESS: '127.0.0.1:1' },
+    );
+    expect(offline).toMatchObject({ code: 2, stderr: expect.stringMatching(/exceeds the maximum of 30d/) });
+    const blank = await runCli(['patch', 'retire', id, '--commit', ' '], stack.env);
+    expect(blank).toMatchObject({ code: 2, stderr: expect.stringMatching(/--commit must name/) });
   });
 
   it('works over the ingest endpoint: a DAST tool starts the patch, the pipeline retires it', async () => {
@@ -293,6 +303,8 @@ describe('virtual patches', () => {
       verb: 'x',
     });
     expect(unknownField.status).toBe(400);
+    const blankCommit = await post(`/v1/virtual-patches/${findingId}/retire`, { commit: '  ' });
+    expect(blankCommit.status).toBe(400);
 
     const retired = await post(`/v1/virtual-patches/${findingId}/retire`, { commit: 'c0ffee1' });
     expect(retired).toMatchObject({ status: 202, body: { accepted: true } });
@@ -322,15 +334,56 @@ describe('virtual patches', () => {
     const log: string[] = [];
     try {
       await dry.startWorker({ log: (line) => log.push(line) });
-      const f = finding({ ttlMs: 1_000 });
-      await startVirtualPatch(dry, f);
+      const f = finding({ ttlMs: 1_500 });
+      const started = await startVirtualPatch(dry, f);
+      const waf = configuredWaf(dry.config.waf);
+      // While it "blocks", the web ACL holds no rule of it.
+      await waitFor(
+        'active',
+        async () => (await incidentStatus(dry.client, started.workflowId)).state === 'active',
+      );
+      expect(await waf.patches.list()).toEqual([]);
       const final = await waitForPatchEnd(dry.client, f.findingId, 20_000);
       expect(final).toMatchObject({ state: 'released', dryRun: true });
-      const waf = configuredWaf(dry.config.waf);
       expect(await waf.patches.list()).toEqual([]);
       expect(log.join('\n')).toMatch(/dry-run: would put rule .*-vpatch-CVE-2026-.* as block/);
     } finally {
       await dry.close();
     }
+  });
+
+  it('retire removes a rule that a patch terminated by hand left behind, and says so', async () => {
+    const f = finding();
+    const started = await startVirtualPatch(stack, f);
+    await waitFor('rule blocks', async () => (await ruleOf(f.findingId))?.Action?.Block !== undefined);
+    // Termination skips every clean-up: the rule stays (the reconciler's case; retire heals it too).
+    await stack.client.workflow.getHandle(started.workflowId).terminate('operator mistake');
+    expect((await ruleOf(f.findingId))?.Action).toEqual({ Block: {} });
+    const retired = await runCli(['patch', 'retire', f.findingId, '--commit', 'e5e5e5e'], stack.env);
+    expect(retired.code).toBe(0);
+    expect(retired.stdout).toMatch(/left its rule in the web ACL; rule removed/);
+    expect(await ruleOf(f.findingId)).toBeUndefined();
+  });
+
+  it('the worker refuses a patch the client did not check: the workflow fails PolicyRejected, nothing placed', async () => {
+    const findingId = uniqueName('RAW-');
+    const handle = await stack.client.workflow.start('virtualPatch', {
+      workflowId: patchWorkflowId(findingId),
+      taskQueue: stack.config.temporal.taskQueue,
+      args: [
+        {
+          request: { findingId, path: '/', match: 'prefix', kind: 'sqli', ttlMs: 60_000, observeMs: 0 },
+          approval: 'none',
+          reason: 'raw start',
+          detector: 'jest',
+          requestedBy: 'jest',
+        },
+      ],
+    });
+    const failure = await handle.result().catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect(((failure as WorkflowFailedError).cause as { type?: string }).type).toBe('PolicyRejected');
+    expect(await ruleOf(findingId)).toBeUndefined();
+    expect((await incidentStatus(stack.client, handle.workflowId)).state).toBe('rejected');
   });
 });

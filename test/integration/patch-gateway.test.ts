@@ -59,6 +59,22 @@ async function foreignRule(client: WAFV2Client, aclName: string, rule: Rule) {
   );
 }
 
+/** A foreign rule with bytes in it: its search string must survive our rewrites of the ACL. */
+const FOREIGN_BYTES: Rule = {
+  Name: 'team-admin-guard',
+  Priority: 5,
+  Action: { Block: {} },
+  Statement: {
+    ByteMatchStatement: {
+      FieldToMatch: { UriPath: {} },
+      PositionalConstraint: 'STARTS_WITH',
+      SearchString: new TextEncoder().encode('/wp-admin'),
+      TextTransformations: [{ Type: 'LOWERCASE', Priority: 0 }],
+    },
+  },
+  VisibilityConfig: { SampledRequestsEnabled: false, CloudWatchMetricsEnabled: false, MetricName: 'admin' },
+};
+
 const FOREIGN: Rule = {
   Name: 'team-geo-block',
   Priority: 100,
@@ -84,6 +100,7 @@ describe('Wafv2PatchGateway against the emulator', () => {
   it('adds the rule in count, switches it to block, and removes it; foreign rules and priorities are untouched', async () => {
     const { client, patches, config } = await setup();
     await foreignRule(client, config.waf.webAcl, FOREIGN);
+    await foreignRule(client, config.waf.webAcl, FOREIGN_BYTES);
     const rule = `${config.waf.setPrefix}-vpatch-CVE-2026-0001`;
     const spec = buildPatch();
 
@@ -113,6 +130,9 @@ describe('Wafv2PatchGateway against the emulator', () => {
       Priority: 100,
       Action: { Block: {} },
     });
+    const guard = rules.find((r) => r.Name === 'team-admin-guard')?.Statement?.ByteMatchStatement;
+    expect(new TextDecoder().decode(guard?.SearchString)).toBe('/wp-admin');
+    expect(guard?.TextTransformations).toEqual([{ Type: 'LOWERCASE', Priority: 0 }]);
     expect(rules.filter((r) => r.Name?.startsWith(`${config.waf.setPrefix}-block`))).toHaveLength(2);
     expect(await patches.release('CVE-2026-0001')).toMatchObject({ written: false });
   });
