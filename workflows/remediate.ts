@@ -3,49 +3,21 @@
  * in ARCHITECTURE.md — validate, observe, ask, apply, hold, release, record.
  */
 import {
-  ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
   isCancellation,
   patched,
   proxyActivities,
-  type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { formatDuration } from './durations';
-import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from './failure-types';
+import { applyOptions, releaseOptions, validateOptions } from './activity-options';
 import type { SetAction } from '../src/domain/policy';
 import type { IncidentStatus, RemediationInput } from './definitions';
 import { Incident } from './incident';
 import { targetList } from './target-list';
-import { ask, finish, hold, tellApprover } from './steps';
-
-const validateOptions: ActivityOptions = {
-  startToCloseTimeout: '10s',
-  retry: {
-    initialInterval: '200ms',
-    maximumAttempts: 5,
-    nonRetryableErrorTypes: [ErrorTypes.PolicyRejected],
-  },
-};
-/** Writes that put a remediation in place: retried a while, then the incident fails (and cleans up). */
-const applyOptions: ActivityOptions = {
-  startToCloseTimeout: '30s',
-  // Time-boxed rather than counted: a burst can queue behind AWS's write rate for minutes.
-  scheduleToCloseTimeout: '10m',
-  retry: {
-    initialInterval: '200ms',
-    backoffCoefficient: 2,
-    maximumInterval: '10s',
-    nonRetryableErrorTypes: NON_RETRYABLE_WAF_ERRORS,
-  },
-};
-/** Writes that take a remediation away: retried until they succeed — nothing is left behind. */
-const releaseOptions: ActivityOptions = {
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '1m' },
-};
+import { ask, failIfRefused, finish, hold, tellApprover } from './steps';
 
 const { validateRemediation, assessContext } = proxyActivities<Activities>(validateOptions);
 const { checkIpSet, addToIpSet } = proxyActivities<Activities>(applyOptions);
@@ -107,16 +79,7 @@ async function validate(incident: Incident): Promise<void> {
     if (checked.dryRun) incident.markDryRun();
     for (const note of checked.notes ?? []) incident.note('validate', `policy: ${note}`);
   } catch (err) {
-    const cause = (err as { cause?: unknown }).cause;
-    if (cause instanceof ApplicationFailure && cause.type === ErrorTypes.PolicyRejected) {
-      incident.enter('rejected', 'validate', `refused: ${cause.message}`);
-      throw ApplicationFailure.create({
-        type: ErrorTypes.PolicyRejected,
-        message: cause.message,
-        nonRetryable: true,
-      });
-    }
-    throw err;
+    failIfRefused(incident, err);
   }
   incident.note(
     'validate',

@@ -4,6 +4,7 @@
  */
 import {
   allHandlersFinished,
+  ApplicationFailure,
   CancellationScope,
   condition,
   proxyActivities,
@@ -14,6 +15,7 @@ import type { Activities, MessageUpdate } from '../activities';
 import type { ApprovalPolicy, IncidentStatus } from './definitions';
 import { formatDuration } from './durations';
 import type { Incident } from './incident';
+import { ErrorTypes } from './failure-types';
 
 /** Approval messages: retried while they matter, never in the way of the incident itself. */
 const noticeOptions: ActivityOptions = {
@@ -166,4 +168,18 @@ export function tellApprover(incident: Incident, outcome: MessageUpdate['outcome
       );
     }),
   );
+}
+
+/** A policy refusal from the validate step: the incident reads as rejected and fails with the reason. Anything else is rethrown. */
+export function failIfRefused(incident: Incident, err: unknown): never {
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause instanceof ApplicationFailure && cause.type === ErrorTypes.PolicyRejected) {
+    incident.enter('rejected', 'validate', `refused: ${cause.message}`);
+    throw ApplicationFailure.create({
+      type: ErrorTypes.PolicyRejected,
+      message: cause.message,
+      nonRetryable: true,
+    });
+  }
+  throw err;
 }

@@ -5,45 +5,18 @@
  * or the TTL), remove the rule, record.
  */
 import {
-  ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
   isCancellation,
   proxyActivities,
-  type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { IncidentStatus, PatchRuleAction, VirtualPatchInput } from './definitions';
 import { formatDuration } from './durations';
-import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from './failure-types';
+import { applyOptions, releaseOptions, validateOptions } from './activity-options';
 import { PatchIncident } from './patch-incident';
-import { ask, finish, hold, tellApprover } from './steps';
-
-const validateOptions: ActivityOptions = {
-  startToCloseTimeout: '10s',
-  retry: {
-    initialInterval: '200ms',
-    maximumAttempts: 5,
-    nonRetryableErrorTypes: [ErrorTypes.PolicyRejected],
-  },
-};
-/** Rule writes that put the patch in place: retried a while, then the patch fails (and cleans up). */
-const applyOptions: ActivityOptions = {
-  startToCloseTimeout: '30s',
-  scheduleToCloseTimeout: '5m',
-  retry: {
-    initialInterval: '500ms',
-    backoffCoefficient: 2,
-    maximumInterval: '10s',
-    nonRetryableErrorTypes: NON_RETRYABLE_WAF_ERRORS,
-  },
-};
-/** Taking the rule out: retried until it succeeds — nothing is left behind. */
-const releaseOptions: ActivityOptions = {
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '1m' },
-};
+import { ask, failIfRefused, finish, hold, tellApprover } from './steps';
 
 const { validateVirtualPatch } = proxyActivities<Activities>(validateOptions);
 const { placePatchRule } = proxyActivities<Activities>(applyOptions);
@@ -98,16 +71,7 @@ async function validate(patch: PatchIncident): Promise<void> {
     if (checked.dryRun) patch.markDryRun();
     for (const note of checked.notes ?? []) patch.note('validate', note);
   } catch (err) {
-    const cause = (err as { cause?: unknown }).cause;
-    if (cause instanceof ApplicationFailure && cause.type === ErrorTypes.PolicyRejected) {
-      patch.enter('rejected', 'validate', `refused: ${cause.message}`);
-      throw ApplicationFailure.create({
-        type: ErrorTypes.PolicyRejected,
-        message: cause.message,
-        nonRetryable: true,
-      });
-    }
-    throw err;
+    failIfRefused(patch, err);
   }
   patch.policyNotes = [`virtual patch: ${patch.summary} (rule ${patch.rule})`];
   patch.note('validate', `rule ${patch.rule}: ${patch.summary}, for up to ${formatDuration(patch.ttlMs)}`);

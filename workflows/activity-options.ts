@@ -1,0 +1,35 @@
+/**
+ * Retry and timeout policies for the workflows' activities, written out once: what may be
+ * retried, for how long, and what never is.
+ */
+import type { ActivityOptions } from '@temporalio/workflow';
+import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from './failure-types';
+
+/** Policy checks: a refusal is final; anything else is tried a few times. */
+export const validateOptions: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  retry: {
+    initialInterval: '200ms',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [ErrorTypes.PolicyRejected],
+  },
+};
+
+/** Writes that put a remediation in place: retried a while, then the incident fails (and cleans up). */
+export const applyOptions: ActivityOptions = {
+  startToCloseTimeout: '30s',
+  // Time-boxed rather than counted: a burst can queue behind AWS's write rate for minutes.
+  scheduleToCloseTimeout: '10m',
+  retry: {
+    initialInterval: '200ms',
+    backoffCoefficient: 2,
+    maximumInterval: '10s',
+    nonRetryableErrorTypes: NON_RETRYABLE_WAF_ERRORS,
+  },
+};
+
+/** Writes that take a remediation away: retried until they succeed — nothing is left behind. */
+export const releaseOptions: ActivityOptions = {
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '1m' },
+};
