@@ -242,7 +242,9 @@ export function buildProgram(): Command {
 
   program
     .command('detect')
-    .description('read access logs, and start an incident for each source that crosses a rule')
+    .description(
+      'read access logs, start an incident for each source that crosses a rule, and report virtual-patch matches in WAF logs to their patch',
+    )
     .argument('<files...>', 'log files (AWS WAF JSON lines, ALB, or nginx/Apache combined)')
     .addOption(
       new Option('--format <format>', 'log format')
