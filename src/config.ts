@@ -111,6 +111,11 @@ const configObject = z.object({
     }),
   /** Global log-only mode: incidents run in full, the WAF is never written. */
   PERIMETER_DRY_RUN: z.stringbool().default(false),
+  /**
+   * WAF writes per second for the account and region (AWS allows about one): every write of
+   * this process waits its turn; concurrent changes to one set share a write meanwhile.
+   */
+  PERIMETER_WAF_WRITE_RATE: z.coerce.number().positive().max(1_000).default(1),
   /** Virtual-patch rules take the first free web ACL priority at or above this one. */
   PERIMETER_VPATCH_PRIORITY: z.coerce.number().int().min(0).max(1_000_000).default(100),
   /** The web ACL's WCU budget; a patch that would exceed it is refused (AWS's default is 1,500). */
@@ -198,6 +203,8 @@ export interface Config {
     setPrefix: string;
     webAcl: string;
     lockRetries: number;
+    /** WAF writes per second for the account and region. */
+    writesPerSecond: number;
     /** First web ACL priority virtual patches may take. */
     patchPriority: number;
     /** The web ACL's WCU budget. */
@@ -261,6 +268,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       setPrefix: e.PERIMETER_SET_PREFIX,
       webAcl: e.PERIMETER_WEB_ACL,
       lockRetries: e.PERIMETER_WAF_LOCK_RETRIES,
+      writesPerSecond: e.PERIMETER_WAF_WRITE_RATE,
       patchPriority: e.PERIMETER_VPATCH_PRIORITY,
       capacityLimit: e.PERIMETER_WEB_ACL_CAPACITY,
     },

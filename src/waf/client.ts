@@ -3,6 +3,7 @@ import type { Config } from '../config';
 import type { ProvisionOptions } from './provision';
 import { Wafv2Gateway } from './wafv2-gateway';
 import { Wafv2PatchGateway } from './patch-gateway';
+import { WriteLimiter } from './write-limiter';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
@@ -48,6 +49,8 @@ export interface ConfiguredWaf {
 
 /** Wires the gateway and provisioning for `waf` (optionally over a given SDK client). */
 export function configuredWaf(waf: Config['waf'], client: WAFV2Client = createWafClient(waf)): ConfiguredWaf {
+  // One write rate for everything this process writes to the account's WAF.
+  const limiter = new WriteLimiter(waf.writesPerSecond);
   return {
     client,
     gateway: new Wafv2Gateway({
@@ -55,6 +58,7 @@ export function configuredWaf(waf: Config['waf'], client: WAFV2Client = createWa
       scope: waf.scope,
       setPrefix: waf.setPrefix,
       lockRetries: waf.lockRetries,
+      limiter,
     }),
     patches: new Wafv2PatchGateway({
       client,
@@ -64,6 +68,7 @@ export function configuredWaf(waf: Config['waf'], client: WAFV2Client = createWa
       lockRetries: waf.lockRetries,
       basePriority: waf.patchPriority,
       capacityLimit: waf.capacityLimit,
+      limiter,
     }),
     provision: {
       client,

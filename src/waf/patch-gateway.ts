@@ -29,6 +29,7 @@ import {
 } from './patch-rules';
 import { findWebAcl, webAclUpdate } from './provision';
 import { WafError } from './wafv2-gateway';
+import type { WriteLimiter } from './write-limiter';
 
 export interface PatchRuleState {
   findingId: string;
@@ -66,6 +67,8 @@ export interface Wafv2PatchGatewayOptions {
   basePriority: number;
   /** The web ACL's WCU budget (AWS's default is 1,500). */
   capacityLimit: number;
+  /** The account's write rate, shared with the IP-set writers; none: unlimited. */
+  limiter?: WriteLimiter;
 }
 
 interface AclRef {
@@ -218,6 +221,7 @@ export class Wafv2PatchGateway implements PatchGateway {
       const at = priority === undefined ? {} : { priority };
       if (!rules) return { written: false, lockConflicts, ...at };
       // Past the caller's deadline no write may start: it could land after the caller gave up.
+      await this.o.limiter?.take();
       signal?.throwIfAborted();
       try {
         await this.o.client.send(

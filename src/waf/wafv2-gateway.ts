@@ -1,13 +1,13 @@
 /**
  * WafGateway over AWS WAFv2 IP sets. Every write is read-modify-write: GetIPSet → merge only
- * this change → UpdateIPSet with that LockToken. A stale token (WAFOptimisticLockException)
- * means someone else wrote in between: re-read and re-apply just this change, so their
- * addresses survive. Addresses the perimeter did not ask to remove are never dropped.
+ * the pending changes → UpdateIPSet with that LockToken, through one IpSetWriter per set, so
+ * concurrent incidents share writes. A stale token (WAFOptimisticLockException) means someone
+ * else wrote in between: re-read and re-apply just the pending changes, so their addresses
+ * survive. Addresses the perimeter did not ask to remove are never dropped.
  */
 import {
   GetIPSetCommand,
   ListIPSetsCommand,
-  UpdateIPSetCommand,
   type IPSetSummary,
   type WAFV2Client,
 } from '@aws-sdk/client-wafv2';
@@ -15,37 +15,20 @@ import type { SetAction } from '../domain/policy';
 import { parseTarget, type IpFamily } from '../domain/targets';
 import type { CallOptions, CheckResult, SetChangeResult, WafGateway } from './gateway';
 import { IP_SET_CAPACITY, managedSetName } from './names';
+import { canonical, IpSetWriter, WafError, type SetOp, type SetRef, type WriterStats } from './ip-set-writer';
+import { UNLIMITED, type WriteLimiter } from './write-limiter';
 
 export interface Wafv2GatewayOptions {
   client: WAFV2Client;
   scope: 'REGIONAL' | 'CLOUDFRONT';
   setPrefix: string;
-  /** Re-reads allowed for lock conflicts within one call before the error goes to the caller. */
+  /** Re-reads allowed for lock conflicts within one write before the error goes to the callers. */
   lockRetries: number;
+  /** The account's write rate, shared with every other WAF writer of the process; none: unlimited. */
+  limiter?: WriteLimiter;
 }
 
-export class WafError extends Error {
-  constructor(name: string, message: string) {
-    super(message);
-    this.name = name;
-  }
-}
-
-interface SetRef {
-  Name: string;
-  Id: string;
-}
-
-type Merge = (current: string[]) => { next: string[]; changed: string[]; unchanged: string[] };
-
-/** Canonical form for comparing entries that AWS may store in another spelling. */
-function canonical(entry: string): string {
-  try {
-    return parseTarget(entry).cidr;
-  } catch {
-    return entry;
-  }
-}
+export { WafError };
 
 function groupByFamily(cidrs: string[]): Map<IpFamily, string[]> {
   const groups = new Map<IpFamily, string[]>();
@@ -61,41 +44,28 @@ function groupByFamily(cidrs: string[]): Map<IpFamily, string[]> {
 
 export class Wafv2Gateway implements WafGateway {
   private readonly sets = new Map<string, SetRef>();
+  private readonly writers = new Map<string, IpSetWriter>();
+  private readonly limiter: WriteLimiter;
+  /** Reads, writes, lock conflicts and changes carried, over all managed sets. */
+  readonly stats: WriterStats = { reads: 0, writes: 0, lockConflicts: 0, changes: 0 };
 
-  constructor(private readonly options: Wafv2GatewayOptions) {}
+  constructor(private readonly options: Wafv2GatewayOptions) {
+    this.limiter = options.limiter ?? UNLIMITED();
+  }
 
   apply(action: SetAction, cidrs: string[], options: CallOptions = {}): Promise<SetChangeResult> {
-    return this.changeEach(action, cidrs, options, (wanted) => (current) => {
-      const have = new Set(current.map(canonical));
-      const add = wanted.filter((c) => !have.has(c));
-      if (current.length + add.length > IP_SET_CAPACITY) {
-        throw new WafError(
-          'WAFLimitsExceededException',
-          `adding ${add.length} addresses would exceed the ${IP_SET_CAPACITY}-address limit of one IP set`,
-        );
-      }
-      return { next: [...current, ...add], changed: add, unchanged: wanted.filter((c) => have.has(c)) };
-    });
+    return this.changeEach(action, { kind: 'add', cidrs }, options);
   }
 
   release(action: SetAction, cidrs: string[], options: CallOptions = {}): Promise<SetChangeResult> {
-    return this.changeEach(action, cidrs, options, (wanted) => (current) => {
-      const drop = new Set(wanted);
-      const next = current.filter((entry) => !drop.has(canonical(entry)));
-      const had = new Set(current.map(canonical));
-      return {
-        next,
-        changed: wanted.filter((c) => had.has(c)),
-        unchanged: wanted.filter((c) => !had.has(c)),
-      };
-    });
+    return this.changeEach(action, { kind: 'remove', cidrs }, options);
   }
 
   async check(action: SetAction, cidrs: string[], options: CallOptions = {}): Promise<CheckResult> {
     const result: CheckResult = { present: [], absent: [] };
     for (const [family, wanted] of groupByFamily(cidrs)) {
       const name = managedSetName(this.options.setPrefix, action, family);
-      const { addresses } = await this.withSet(name, (ref) => this.read(ref, options));
+      const addresses = await this.withSet(name, (ref) => this.read(ref, options));
       const have = new Set(addresses.map(canonical));
       for (const c of wanted) (have.has(c) ? result.present : result.absent).push(c);
     }
@@ -104,25 +74,44 @@ export class Wafv2Gateway implements WafGateway {
 
   /** The addresses a managed set holds now, as AWS reports them. */
   async addresses(name: string): Promise<string[]> {
-    return (await this.withSet(name, (ref) => this.read(ref))).addresses;
+    return this.withSet(name, (ref) => this.read(ref));
   }
 
-  private async changeEach(
-    action: SetAction,
-    cidrs: string[],
-    options: CallOptions,
-    mergeFor: (wanted: string[]) => Merge,
-  ): Promise<SetChangeResult> {
+  /**
+   * One change per address family, each through its set's writer: concurrent callers share
+   * writes, and this call settles when the writes holding its changes have succeeded.
+   */
+  private async changeEach(action: SetAction, op: SetOp, { signal }: CallOptions): Promise<SetChangeResult> {
     const total: SetChangeResult = { setsWritten: [], changed: [], unchanged: [], lockConflicts: 0 };
-    for (const [family, wanted] of groupByFamily(cidrs)) {
+    for (const [family, cidrs] of groupByFamily(op.cidrs)) {
       const name = managedSetName(this.options.setPrefix, action, family);
-      const result = await this.withSet(name, (ref) => this.readModifyWrite(ref, mergeFor(wanted), options));
+      const result = await this.writer(name).submit({ kind: op.kind, cidrs }, signal);
       if (result.written) total.setsWritten.push(name);
       total.changed.push(...result.changed);
       total.unchanged.push(...result.unchanged);
       total.lockConflicts += result.lockConflicts;
     }
     return total;
+  }
+
+  private writer(name: string): IpSetWriter {
+    let writer = this.writers.get(name);
+    if (!writer) {
+      writer = new IpSetWriter({
+        client: this.options.client,
+        scope: this.options.scope,
+        resolve: (fresh) => {
+          if (fresh) this.sets.delete(name);
+          return this.resolve(name);
+        },
+        limiter: this.limiter,
+        lockRetries: this.options.lockRetries,
+        capacity: IP_SET_CAPACITY,
+        stats: this.stats,
+      });
+      this.writers.set(name, writer);
+    }
+    return writer;
   }
 
   /**
@@ -142,56 +131,11 @@ export class Wafv2Gateway implements WafGateway {
     }
   }
 
-  private async readModifyWrite(ref: SetRef, merge: Merge, { signal }: CallOptions) {
-    let lockConflicts = 0;
-    for (;;) {
-      const { addresses, lockToken, description } = await this.read(ref, { signal });
-      const { next, changed, unchanged } = merge(addresses);
-      if (changed.length === 0) return { written: false, changed, unchanged, lockConflicts };
-      // Past the caller's deadline no write may start: it could land after the caller gave up.
-      signal?.throwIfAborted();
-      try {
-        // UpdateIPSet replaces every mutable field: carry the description over, or it is wiped.
-        await this.options.client.send(
-          new UpdateIPSetCommand({
-            ...ref,
-            Scope: this.options.scope,
-            Addresses: next,
-            LockToken: lockToken,
-            Description: description,
-          }),
-          { abortSignal: signal },
-        );
-        return { written: true, changed, unchanged, lockConflicts };
-      } catch (err) {
-        if (
-          (err as Error).name !== 'WAFOptimisticLockException' ||
-          lockConflicts >= this.options.lockRetries
-        ) {
-          throw err;
-        }
-        lockConflicts++;
-        // Two writers that collided would collide again in lock-step; spread them out.
-        await new Promise((r) => setTimeout(r, 10 + Math.random() * 40 * lockConflicts));
-      }
-    }
-  }
-
-  private async read(
-    ref: SetRef,
-    { signal }: CallOptions = {},
-  ): Promise<{ addresses: string[]; lockToken: string; description?: string }> {
+  private async read(ref: SetRef, { signal }: CallOptions = {}): Promise<string[]> {
     const out = await this.options.client.send(new GetIPSetCommand({ ...ref, Scope: this.options.scope }), {
       abortSignal: signal,
     });
-    if (!out.LockToken) {
-      throw new WafError('WAFInternalErrorException', `GetIPSet ${ref.Name} returned no lock token`);
-    }
-    return {
-      addresses: out.IPSet?.Addresses ?? [],
-      lockToken: out.LockToken,
-      ...(out.IPSet?.Description ? { description: out.IPSet.Description } : {}),
-    };
+    return out.IPSet?.Addresses ?? [];
   }
 
   private async resolve(name: string): Promise<SetRef> {

@@ -1,0 +1,266 @@
+/**
+ * One writer per managed IP set and worker process: a group commit. Changes queue while a write
+ * is in flight (or waits for the account's write rate); the next write carries all of them, and
+ * each caller's promise settles only when the write holding its change has succeeded. A lock
+ * conflict re-reads the set and re-applies exactly the pending changes, so other writers'
+ * addresses survive. After its own write the writer keeps the set as written and the
+ * `NextLockToken`, and skips the read next time; someone else's write in between shows up as a
+ * lock conflict.
+ */
+import { GetIPSetCommand, UpdateIPSetCommand, type WAFV2Client } from '@aws-sdk/client-wafv2';
+import { parseTarget } from '../domain/targets';
+import type { WriteLimiter } from './write-limiter';
+
+export class WafError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+export interface SetRef {
+  Name: string;
+  Id: string;
+}
+
+export interface SetOp {
+  kind: 'add' | 'remove';
+  /** Normalised CIDRs. */
+  cidrs: string[];
+}
+
+export interface OpResult {
+  /** Whether a write carried this change (false: nothing to change). */
+  written: boolean;
+  changed: string[];
+  unchanged: string[];
+  /** Lock conflicts the write holding this change went through. */
+  lockConflicts: number;
+}
+
+export interface WriterStats {
+  reads: number;
+  writes: number;
+  lockConflicts: number;
+  /** Changes carried by writes: writes ≪ changes is the point. */
+  changes: number;
+}
+
+interface Pending {
+  op: SetOp;
+  signal: AbortSignal | undefined;
+  resolve: (result: OpResult) => void;
+  reject: (err: unknown) => void;
+}
+
+interface SetState {
+  addresses: string[];
+  lockToken: string;
+  description: string | undefined;
+}
+
+export interface IpSetWriterOptions {
+  client: WAFV2Client;
+  scope: 'REGIONAL' | 'CLOUDFRONT';
+  /** The set's name and ID; `fresh` looks the name up again (the set was re-created). */
+  resolve: (fresh: boolean) => Promise<SetRef>;
+  limiter: WriteLimiter;
+  lockRetries: number;
+  capacity: number;
+  stats: WriterStats;
+}
+
+/** Canonical form for comparing entries that AWS may store in another spelling. */
+export function canonical(entry: string): string {
+  try {
+    return parseTarget(entry).cidr;
+  } catch {
+    return entry;
+  }
+}
+
+export class IpSetWriter {
+  private queue: Pending[] = [];
+  private running = false;
+  /** The set as this writer last wrote it, with the token for the next write. */
+  private cache: SetState | undefined;
+
+  constructor(private readonly o: IpSetWriterOptions) {}
+
+  submit(op: SetOp, signal?: AbortSignal): Promise<OpResult> {
+    signal?.throwIfAborted();
+    return new Promise<OpResult>((resolve, reject) => {
+      this.queue.push({ op, signal, resolve, reject });
+      void this.pump();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length > 0) await this.commit(this.queue.splice(0));
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Writes one batch (and whatever joins it while it waits for the write rate). */
+  private async commit(batch: Pending[]): Promise<void> {
+    let conflicts = 0;
+    let fresh = false;
+    for (;;) {
+      batch = this.dropAborted(batch);
+      if (batch.length === 0) return;
+      let state: SetState;
+      let ref: SetRef;
+      try {
+        ref = await this.o.resolve(fresh);
+        state = this.cache ?? (await this.read(ref));
+      } catch (err) {
+        if (this.retryAsMissing(err, fresh)) {
+          fresh = true;
+          continue;
+        }
+        return this.fail(batch, err);
+      }
+      if (!this.merge(state, batch).changed) return this.settle(batch, state, false, conflicts);
+      await this.o.limiter.take();
+      // Changes that arrived while waiting ride along; callers that gave up meanwhile do not.
+      batch = this.dropAborted([...batch, ...this.queue.splice(0)]);
+      const merged = this.merge(state, batch);
+      if (!merged.changed) return this.settle(batch, state, false, conflicts);
+      try {
+        const out = await this.o.client.send(
+          new UpdateIPSetCommand({
+            ...ref,
+            Scope: this.o.scope,
+            Addresses: merged.next,
+            LockToken: state.lockToken,
+            // UpdateIPSet replaces every mutable field: carry the description over, or it is wiped.
+            Description: state.description,
+          }),
+        );
+        this.o.stats.writes++;
+        this.o.stats.changes += batch.length;
+        this.cache = out.NextLockToken
+          ? { addresses: merged.next, lockToken: out.NextLockToken, description: state.description }
+          : undefined;
+        return this.settle(batch, state, true, conflicts);
+      } catch (err) {
+        this.cache = undefined;
+        if ((err as Error).name === 'WAFOptimisticLockException' && conflicts < this.o.lockRetries) {
+          conflicts++;
+          this.o.stats.lockConflicts++;
+          // Two writers that collided would collide again in lock-step; spread them out.
+          await new Promise((r) => setTimeout(r, 10 + Math.random() * 40 * conflicts));
+          continue;
+        }
+        if (this.retryAsMissing(err, fresh)) {
+          fresh = true;
+          continue;
+        }
+        return this.fail(batch, err);
+      }
+    }
+  }
+
+  /** A stale cached ID (the set was re-created under the same name) is looked up again, once. */
+  private retryAsMissing(err: unknown, alreadyFresh: boolean): boolean {
+    if ((err as Error).name !== 'WAFNonexistentItemException' || alreadyFresh) return false;
+    this.cache = undefined;
+    return true;
+  }
+
+  /**
+   * Applies the batch's changes in order to the set. An add that would overflow the set fails
+   * on its own (WAFLimitsExceededException) and the rest go ahead.
+   */
+  private merge(state: SetState, batch: Pending[]): { next: string[]; changed: boolean } {
+    const next = [...state.addresses];
+    const present = new Set(next.map(canonical));
+    let changed = false;
+    for (const p of batch) {
+      if (p.op.kind === 'add') {
+        const add = p.op.cidrs.filter((c) => !present.has(c));
+        if (next.length + add.length > this.o.capacity) continue; // refused in settle()
+        for (const c of add) {
+          present.add(c);
+          next.push(c);
+        }
+        changed ||= add.length > 0;
+      } else {
+        const drop = new Set(p.op.cidrs.filter((c) => present.has(c)));
+        if (drop.size === 0) continue;
+        for (let i = next.length - 1; i >= 0; i--) if (drop.has(canonical(next[i] ?? ''))) next.splice(i, 1);
+        for (const c of drop) present.delete(c);
+        changed = true;
+      }
+    }
+    return { next, changed };
+  }
+
+  /** Resolves every caller with what its own change did, replaying the batch on the state read. */
+  private settle(batch: Pending[], state: SetState, written: boolean, lockConflicts: number): void {
+    const present = new Set(state.addresses.map(canonical));
+    let size = state.addresses.length;
+    for (const p of batch) {
+      const { kind, cidrs } = p.op;
+      if (kind === 'add') {
+        const add = cidrs.filter((c) => !present.has(c));
+        if (size + add.length > this.o.capacity) {
+          p.reject(
+            new WafError(
+              'WAFLimitsExceededException',
+              `adding ${add.length} addresses would exceed the ${this.o.capacity}-address limit of one IP set`,
+            ),
+          );
+          continue;
+        }
+        for (const c of add) present.add(c);
+        size += add.length;
+        p.resolve({
+          written: written && add.length > 0,
+          changed: add,
+          unchanged: cidrs.filter((c) => !add.includes(c)),
+          lockConflicts,
+        });
+      } else {
+        const gone = cidrs.filter((c) => present.has(c));
+        for (const c of gone) present.delete(c);
+        size -= gone.length;
+        p.resolve({
+          written: written && gone.length > 0,
+          changed: gone,
+          unchanged: cidrs.filter((c) => !gone.includes(c)),
+          lockConflicts,
+        });
+      }
+    }
+  }
+
+  private fail(batch: Pending[], err: unknown): void {
+    for (const p of batch) p.reject(err);
+  }
+
+  /** Past a caller's deadline no write may carry its change: it could land after the caller gave up. */
+  private dropAborted(batch: Pending[]): Pending[] {
+    return batch.filter((p) => {
+      if (!p.signal?.aborted) return true;
+      p.reject(p.signal.reason ?? new Error('aborted'));
+      return false;
+    });
+  }
+
+  private async read(ref: SetRef): Promise<SetState> {
+    const out = await this.o.client.send(new GetIPSetCommand({ ...ref, Scope: this.o.scope }));
+    this.o.stats.reads++;
+    if (!out.LockToken)
+      throw new WafError('WAFInternalErrorException', `GetIPSet ${ref.Name} returned no lock token`);
+    return {
+      addresses: out.IPSet?.Addresses ?? [],
+      lockToken: out.LockToken,
+      description: out.IPSet?.Description || undefined,
+    };
+  }
+}

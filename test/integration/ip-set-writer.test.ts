@@ -1,0 +1,159 @@
+/**
+ * The group-commit writer against the WAF emulator: hundreds of concurrent changes cost a
+ * handful of writes, another writer's addresses survive, the write rate is honoured, and a
+ * caller that gave up is never written. Assertions read the set the emulator holds.
+ */
+import { GetIPSetCommand, UpdateIPSetCommand, type WAFV2Client } from '@aws-sdk/client-wafv2';
+import { loadConfig } from '../../src/config';
+import { configuredWaf, createWafClient } from '../../src/waf/client';
+import { managedSetName } from '../../src/waf/names';
+import { ensureWebAcl, initManagedWaf, listIpSets } from '../../src/waf/provision';
+import { Wafv2Gateway } from '../../src/waf/wafv2-gateway';
+import { WriteLimiter } from '../../src/waf/write-limiter';
+import { testEnv } from '../helpers/stack';
+
+async function setup() {
+  const config = loadConfig(testEnv());
+  const waf = configuredWaf(config.waf);
+  await ensureWebAcl(waf.provision);
+  await initManagedWaf(waf.provision);
+  const name = managedSetName(config.waf.setPrefix, 'block', 'ipv4');
+  return { config, ...waf, name };
+}
+
+async function contents(client: WAFV2Client, name: string): Promise<string[]> {
+  const summary = (await listIpSets({ client, scope: 'REGIONAL', setPrefix: '', webAcl: '' })).find(
+    (s) => s.Name === name,
+  );
+  const got = await client.send(new GetIPSetCommand({ Name: name, Id: summary?.Id, Scope: 'REGIONAL' }));
+  return got.IPSet?.Addresses ?? [];
+}
+
+/** Another tool adding its own addresses, read-modify-write with its own retries. */
+async function foreignAdd(client: WAFV2Client, name: string, address: string): Promise<void> {
+  const summary = (await listIpSets({ client, scope: 'REGIONAL', setPrefix: '', webAcl: '' })).find(
+    (s) => s.Name === name,
+  );
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const got = await client.send(new GetIPSetCommand({ Name: name, Id: summary?.Id, Scope: 'REGIONAL' }));
+    try {
+      await client.send(
+        new UpdateIPSetCommand({
+          Name: name,
+          Id: summary?.Id,
+          Scope: 'REGIONAL',
+          Addresses: [...(got.IPSet?.Addresses ?? []), address],
+          LockToken: got.LockToken,
+        }),
+      );
+      return;
+    } catch (err) {
+      if ((err as Error).name !== 'WAFOptimisticLockException') throw err;
+    }
+  }
+  throw new Error('the foreign writer never got its write in');
+}
+
+/** A gateway over its own SDK client whose UpdateIPSet calls are timed. */
+function timedGateway(config: ReturnType<typeof loadConfig>, limiter?: WriteLimiter) {
+  const client = createWafClient(config.waf);
+  const writes: number[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'UpdateIPSetCommand') writes.push(performance.now());
+      return next(args);
+    },
+    { step: 'initialize', name: 'timeWrites' },
+  );
+  const gateway = new Wafv2Gateway({
+    client,
+    scope: 'REGIONAL',
+    setPrefix: config.waf.setPrefix,
+    lockRetries: 8,
+    ...(limiter ? { limiter } : {}),
+  });
+  return { gateway, writes };
+}
+
+const ip = (i: number) => `203.0.${100 + Math.floor(i / 250)}.${(i % 250) + 1}/32`;
+
+describe('IpSetWriter: group commit', () => {
+  it('500 concurrent blocks and a foreign writer: every address once, foreign ones kept, few writes', async () => {
+    const { client, config, name } = await setup();
+    const { gateway } = timedGateway(config);
+    const mine = Array.from({ length: 500 }, (_, i) => ip(i));
+    const foreign = Array.from({ length: 10 }, (_, i) => `198.51.100.${i + 1}/32`);
+    const results = await Promise.all([
+      ...mine.map((cidr) => gateway.apply('block', [cidr])),
+      ...foreign.map((a) => foreignAdd(client, name, a)),
+    ]);
+    expect(results.slice(0, 500).every((r) => r && r.changed.length === 1)).toBe(true);
+
+    const stored = await contents(client, name);
+    expect(stored).toHaveLength(510);
+    expect(new Set(stored).size).toBe(510);
+    expect(stored).toEqual(expect.arrayContaining([...mine, ...foreign]));
+    expect(gateway.stats.changes).toBe(500);
+    expect(gateway.stats.writes).toBeLessThanOrEqual(25);
+
+    const writesBefore = gateway.stats.writes;
+    await Promise.all(mine.map((cidr) => gateway.release('block', [cidr])));
+    expect((await contents(client, name)).sort()).toEqual([...foreign].sort());
+    expect(gateway.stats.writes - writesBefore).toBeLessThanOrEqual(10);
+  });
+
+  it('reuses its own NextLockToken instead of reading, and re-reads after someone else wrote', async () => {
+    const { client, config, name } = await setup();
+    const { gateway } = timedGateway(config);
+    for (let i = 0; i < 5; i++) await gateway.apply('block', [ip(i)]);
+    expect(gateway.stats).toMatchObject({ reads: 1, writes: 5, lockConflicts: 0 });
+    await foreignAdd(client, name, '198.51.100.200/32');
+    await gateway.apply('block', [ip(5)]);
+    expect(gateway.stats).toMatchObject({ reads: 2, writes: 6, lockConflicts: 1 });
+    expect((await contents(client, name)).sort()).toEqual(
+      [...Array.from({ length: 6 }, (_, i) => ip(i)), '198.51.100.200/32'].sort(),
+    );
+  });
+
+  it('keeps the order of an add and a release of the same address in one batch', async () => {
+    const { client, config, name } = await setup();
+    const { gateway } = timedGateway(config);
+    await gateway.apply('block', [ip(0)]); // a write in flight makes the next ones queue together
+    const [added, removed, again] = await Promise.all([
+      gateway.apply('block', [ip(1)]),
+      gateway.release('block', [ip(1)]),
+      gateway.apply('block', [ip(2)]),
+    ]);
+    expect(added.changed).toEqual([ip(1)]);
+    expect(removed.changed).toEqual([ip(1)]);
+    expect(again.changed).toEqual([ip(2)]);
+    expect((await contents(client, name)).sort()).toEqual([ip(0), ip(2)].sort());
+  });
+});
+
+describe('IpSetWriter: write rate', () => {
+  it('never writes faster than the limit, and a burst under it costs one write per interval', async () => {
+    const { config } = await setup();
+    const { gateway, writes } = timedGateway(config, new WriteLimiter(5));
+    for (let i = 0; i < 4; i++) await gateway.apply('block', [ip(i)]);
+    const gaps = writes.slice(1).map((t, i) => t - (writes[i] ?? 0));
+    expect(gaps.every((g) => g >= 180)).toBe(true); // 5/s: 200 ms apart, less timer slack
+
+    const before = writes.length;
+    await Promise.all(Array.from({ length: 200 }, (_, i) => gateway.apply('block', [ip(10 + i)])));
+    expect(writes.length - before).toBeLessThanOrEqual(3);
+  });
+
+  it('drops a change whose caller gave up while it waited for the rate, and writes the rest', async () => {
+    const { client, config, name } = await setup();
+    const { gateway } = timedGateway(config, new WriteLimiter(1));
+    await gateway.apply('block', [ip(0)]); // spends the token: the next write waits about a second
+    const gaveUp = new AbortController();
+    const abandoned = gateway.apply('block', [ip(1)], { signal: gaveUp.signal });
+    const kept = gateway.apply('block', [ip(2)]);
+    setTimeout(() => gaveUp.abort(new Error('deadline')), 100);
+    await expect(abandoned).rejects.toThrow('deadline');
+    await kept;
+    expect((await contents(client, name)).sort()).toEqual([ip(0), ip(2)].sort());
+  });
+});
