@@ -116,6 +116,8 @@ const configObject = z.object({
    * this process waits its turn; concurrent changes to one set share a write meanwhile.
    */
   PERIMETER_WAF_WRITE_RATE: z.coerce.number().positive().max(1_000).default(1),
+  /** Addresses a managed IP set takes before new ones go to the next shard (AWS's limit is 10,000). */
+  PERIMETER_SET_SHARD_FILL: z.coerce.number().int().min(1).max(10_000).default(9_500),
   /** Virtual-patch rules take the first free web ACL priority at or above this one. */
   PERIMETER_VPATCH_PRIORITY: z.coerce.number().int().min(0).max(1_000_000).default(100),
   /** The web ACL's WCU budget; a patch that would exceed it is refused (AWS's default is 1,500). */
@@ -205,6 +207,8 @@ export interface Config {
     lockRetries: number;
     /** WAF writes per second for the account and region. */
     writesPerSecond: number;
+    /** Addresses per set before the next shard is opened. */
+    shardFill: number;
     /** First web ACL priority virtual patches may take. */
     patchPriority: number;
     /** The web ACL's WCU budget. */
@@ -269,6 +273,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       webAcl: e.PERIMETER_WEB_ACL,
       lockRetries: e.PERIMETER_WAF_LOCK_RETRIES,
       writesPerSecond: e.PERIMETER_WAF_WRITE_RATE,
+      shardFill: e.PERIMETER_SET_SHARD_FILL,
       patchPriority: e.PERIMETER_VPATCH_PRIORITY,
       capacityLimit: e.PERIMETER_WEB_ACL_CAPACITY,
     },

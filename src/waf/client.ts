@@ -59,6 +59,8 @@ export function configuredWaf(waf: Config['waf'], client: WAFV2Client = createWa
       setPrefix: waf.setPrefix,
       lockRetries: waf.lockRetries,
       limiter,
+      shardFill: waf.shardFill,
+      webAcl: waf.webAcl,
     }),
     patches: new Wafv2PatchGateway({
       client,
@@ -76,6 +78,7 @@ export function configuredWaf(waf: Config['waf'], client: WAFV2Client = createWa
       setPrefix: waf.setPrefix,
       webAcl: waf.webAcl,
       lockRetries: waf.lockRetries,
+      limiter,
     },
   };
 }

@@ -82,17 +82,33 @@ export function canonical(entry: string): string {
 export class IpSetWriter {
   private queue: Pending[] = [];
   private running = false;
-  /** The set as this writer last wrote it, with the token for the next write. */
+  /** Addresses in add requests not yet settled: room the set must keep for them. */
+  private pendingAdds = 0;
+  /** The set as this writer last read or wrote it, with the token for the next write. */
   private cache: SetState | undefined;
 
   constructor(private readonly o: IpSetWriterOptions) {}
 
   submit(op: SetOp, signal?: AbortSignal): Promise<OpResult> {
     signal?.throwIfAborted();
+    const adds = op.kind === 'add' ? op.cidrs.length : 0;
+    this.pendingAdds += adds;
     return new Promise<OpResult>((resolve, reject) => {
       this.queue.push({ op, signal, resolve, reject });
       void this.pump();
-    });
+    }).finally(() => (this.pendingAdds -= adds));
+  }
+
+  /** The set's addresses as this writer last wrote them, or as read now. */
+  async contents(): Promise<string[]> {
+    // A read is as good as a write's answer: its lock token lets the next write skip reading again.
+    this.cache ??= await this.read(await this.o.resolve(false));
+    return this.cache.addresses;
+  }
+
+  /** An upper bound of the set's size once the queued changes are written. */
+  async load(): Promise<number> {
+    return (await this.contents()).length + this.pendingAdds;
   }
 
   private async pump(): Promise<void> {
@@ -116,7 +132,7 @@ export class IpSetWriter {
       let ref: SetRef;
       try {
         ref = await this.o.resolve(fresh);
-        state = this.cache ?? (await this.read(ref));
+        state = this.cache ??= await this.read(ref);
       } catch (err) {
         if (this.retryAsMissing(err, fresh)) {
           fresh = true;

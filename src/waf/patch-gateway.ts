@@ -28,7 +28,7 @@ import {
   type PatchRuleAction,
 } from './patch-rules';
 import { findWebAcl, webAclUpdate } from './provision';
-import { WafError } from './wafv2-gateway';
+import { WafError } from './ip-set-writer';
 import type { WriteLimiter } from './write-limiter';
 
 export interface PatchRuleState {

@@ -21,7 +21,8 @@ import {
 } from '@aws-sdk/client-wafv2';
 import type { SetAction } from '../domain/policy';
 import { allManagedSets, IP_SET_CAPACITY, parseManagedSetName, type ManagedSetName } from './names';
-import { WafError } from './wafv2-gateway';
+import { WafError } from './ip-set-writer';
+import type { WriteLimiter } from './write-limiter';
 
 export interface ProvisionOptions {
   client: WAFV2Client;
@@ -29,6 +30,8 @@ export interface ProvisionOptions {
   setPrefix: string;
   webAcl: string;
   lockRetries?: number;
+  /** The account's write rate; creating a set and updating the ACL each wait their turn. */
+  limiter?: WriteLimiter;
 }
 
 export interface InitReport {
@@ -106,7 +109,15 @@ function setRule(set: ManagedSetName, arn: string, priority: number): Rule {
   };
 }
 
-export async function initManagedWaf(o: ProvisionOptions): Promise<InitReport> {
+/**
+ * Creates (or adopts) the managed sets and links each into the web ACL with a rule of its
+ * action. Without `sets`, the first shard of every action and family (`perimeter waf init`);
+ * the IP-set writers pass a new shard when the last one has filled up.
+ */
+export async function initManagedWaf(
+  o: ProvisionOptions,
+  sets: ManagedSetName[] = allManagedSets(o.setPrefix),
+): Promise<InitReport> {
   const acl = await findWebAcl(o);
   if (!acl?.Id) {
     throw new WafError(
@@ -124,11 +135,12 @@ export async function initManagedWaf(o: ProvisionOptions): Promise<InitReport> {
   };
   const existing = new Map((await listIpSets(o)).map((s) => [s.Name, s]));
   const arns = new Map<string, string>();
-  for (const set of allManagedSets(o.setPrefix)) {
+  for (const set of sets) {
     let summary = existing.get(set.name);
     if (summary) {
       report.adoptedSets.push(set.name);
     } else {
+      await o.limiter?.take();
       const created = await o.client.send(
         new CreateIPSetCommand({
           Name: set.name,
@@ -159,7 +171,7 @@ export async function initManagedWaf(o: ProvisionOptions): Promise<InitReport> {
     const adopted: string[] = [];
     const repaired: string[] = [];
     let next = 0;
-    for (const set of allManagedSets(o.setPrefix)) {
+    for (const set of sets) {
       const arn = arns.get(set.name) ?? '';
       const index = rules.findIndex((r) => r.Name === set.name);
       const existing = rules[index];
@@ -187,6 +199,7 @@ export async function initManagedWaf(o: ProvisionOptions): Promise<InitReport> {
       added.push(set.name);
     }
     if (added.length > 0 || repaired.length > 0) {
+      await o.limiter?.take();
       try {
         await o.client.send(
           new UpdateWebACLCommand(webAclUpdate(webAcl, acl.Id, o.scope, current.LockToken, rules)),

@@ -4,6 +4,10 @@
  * concurrent incidents share writes. A stale token (WAFOptimisticLockException) means someone
  * else wrote in between: re-read and re-apply just the pending changes, so their addresses
  * survive. Addresses the perimeter did not ask to remove are never dropped.
+ *
+ * Past `shardFill` addresses a set is full: new addresses go to the next shard
+ * (`<prefix>-<action>-<family>-1`, `-2`, …), created and linked into the web ACL on first use.
+ * Removals free room that later additions fill, first shard first.
  */
 import {
   GetIPSetCommand,
@@ -14,8 +18,16 @@ import {
 import type { SetAction } from '../domain/policy';
 import { parseTarget, type IpFamily } from '../domain/targets';
 import type { CallOptions, CheckResult, SetChangeResult, WafGateway } from './gateway';
-import { IP_SET_CAPACITY, managedSetName } from './names';
-import { canonical, IpSetWriter, WafError, type SetOp, type SetRef, type WriterStats } from './ip-set-writer';
+import { IP_SET_CAPACITY, managedSetName, parseManagedSetName } from './names';
+import {
+  canonical,
+  IpSetWriter,
+  WafError,
+  type OpResult,
+  type SetRef,
+  type WriterStats,
+} from './ip-set-writer';
+import { initManagedWaf } from './provision';
 import { UNLIMITED, type WriteLimiter } from './write-limiter';
 
 export interface Wafv2GatewayOptions {
@@ -26,6 +38,10 @@ export interface Wafv2GatewayOptions {
   lockRetries: number;
   /** The account's write rate, shared with every other WAF writer of the process; none: unlimited. */
   limiter?: WriteLimiter;
+  /** Addresses a set takes before new ones go to the next shard (at most AWS's 10,000). */
+  shardFill?: number;
+  /** The web ACL new shards are linked into; without it a full set refuses more addresses. */
+  webAcl?: string;
 }
 
 export { WafError };
@@ -45,28 +61,58 @@ function groupByFamily(cidrs: string[]): Map<IpFamily, string[]> {
 export class Wafv2Gateway implements WafGateway {
   private readonly sets = new Map<string, SetRef>();
   private readonly writers = new Map<string, IpSetWriter>();
+  /** Routing of additions, one at a time per action and family, so shards fill in order. */
+  private readonly routing = new Map<string, Promise<unknown>>();
   private readonly limiter: WriteLimiter;
+  private readonly fill: number;
   /** Reads, writes, lock conflicts and changes carried, over all managed sets. */
   readonly stats: WriterStats = { reads: 0, writes: 0, lockConflicts: 0, changes: 0 };
 
   constructor(private readonly options: Wafv2GatewayOptions) {
     this.limiter = options.limiter ?? UNLIMITED();
+    this.fill = Math.min(options.shardFill ?? IP_SET_CAPACITY, IP_SET_CAPACITY);
   }
 
-  apply(action: SetAction, cidrs: string[], options: CallOptions = {}): Promise<SetChangeResult> {
-    return this.changeEach(action, { kind: 'add', cidrs }, options);
+  async apply(action: SetAction, cidrs: string[], { signal }: CallOptions = {}): Promise<SetChangeResult> {
+    const total = emptyResult();
+    for (const [family, wanted] of groupByFamily(cidrs)) {
+      const { submitted, unchanged } = await this.serialized(`${action}-${family}`, () =>
+        this.route(action, family, wanted, signal),
+      );
+      total.unchanged.push(...unchanged);
+      addUp(total, await Promise.all(submitted), true);
+    }
+    return total;
   }
 
-  release(action: SetAction, cidrs: string[], options: CallOptions = {}): Promise<SetChangeResult> {
-    return this.changeEach(action, { kind: 'remove', cidrs }, options);
+  async release(action: SetAction, cidrs: string[], { signal }: CallOptions = {}): Promise<SetChangeResult> {
+    const total = emptyResult();
+    for (const [family, wanted] of groupByFamily(cidrs)) {
+      // Queued in the same turn order as additions: an add and a release of one address keep their order.
+      const submitted = await this.serialized(`${action}-${family}`, async () =>
+        (await this.shards(action, family)).map((name) =>
+          this.writer(name)
+            .submit({ kind: 'remove', cidrs: wanted }, signal)
+            .then((result) => ({ name, result })),
+        ),
+      );
+      const results = await Promise.all(submitted);
+      addUp(total, results, false);
+      const gone = new Set(results.flatMap((r) => r.result.changed));
+      total.unchanged.push(...wanted.filter((c) => !gone.has(c)));
+    }
+    total.changed = [...new Set(total.changed)];
+    return total;
   }
 
   async check(action: SetAction, cidrs: string[], options: CallOptions = {}): Promise<CheckResult> {
     const result: CheckResult = { present: [], absent: [] };
     for (const [family, wanted] of groupByFamily(cidrs)) {
-      const name = managedSetName(this.options.setPrefix, action, family);
-      const addresses = await this.withSet(name, (ref) => this.read(ref, options));
-      const have = new Set(addresses.map(canonical));
+      // Read fresh, not from a writer's memory: what someone else added must show as theirs.
+      const have = new Set<string>();
+      for (const name of await this.shards(action, family)) {
+        for (const a of await this.withSet(name, (ref) => this.read(ref, options))) have.add(canonical(a));
+      }
       for (const c of wanted) (have.has(c) ? result.present : result.absent).push(c);
     }
     return result;
@@ -78,20 +124,75 @@ export class Wafv2Gateway implements WafGateway {
   }
 
   /**
-   * One change per address family, each through its set's writer: concurrent callers share
-   * writes, and this call settles when the writes holding its changes have succeeded.
+   * Decides which shard takes each new address — the first with room, opening the next when all
+   * are full — and queues the additions. Addresses already in a shard stay where they are.
    */
-  private async changeEach(action: SetAction, op: SetOp, { signal }: CallOptions): Promise<SetChangeResult> {
-    const total: SetChangeResult = { setsWritten: [], changed: [], unchanged: [], lockConflicts: 0 };
-    for (const [family, cidrs] of groupByFamily(op.cidrs)) {
-      const name = managedSetName(this.options.setPrefix, action, family);
-      const result = await this.writer(name).submit({ kind: op.kind, cidrs }, signal);
-      if (result.written) total.setsWritten.push(name);
-      total.changed.push(...result.changed);
-      total.unchanged.push(...result.unchanged);
-      total.lockConflicts += result.lockConflicts;
+  private async route(action: SetAction, family: IpFamily, cidrs: string[], signal: AbortSignal | undefined) {
+    const shards = await this.shards(action, family);
+    const present = new Set<string>();
+    for (const name of shards) for (const a of await this.writer(name).contents()) present.add(canonical(a));
+    let rest = cidrs.filter((c) => !present.has(c));
+    const unchanged = cidrs.filter((c) => present.has(c));
+    const submitted: Array<Promise<{ name: string; result: OpResult }>> = [];
+    for (let shard = 0; rest.length > 0; shard++) {
+      const name = shards[shard] ?? (await this.openShard(action, family, shard));
+      const room = this.fill - (await this.writer(name).load());
+      if (room <= 0) continue;
+      const take = rest.slice(0, room);
+      rest = rest.slice(room);
+      submitted.push(
+        this.writer(name)
+          .submit({ kind: 'add', cidrs: take }, signal)
+          .then((result) => ({ name, result })),
+      );
     }
-    return total;
+    return { submitted, unchanged };
+  }
+
+  /** The action and family's shards, by number: `[…-0, …-1, …]`. */
+  private async shards(action: SetAction, family: IpFamily): Promise<string[]> {
+    await this.resolve(managedSetName(this.options.setPrefix, action, family)); // shard 0 must exist
+    const found: Array<{ shard: number; name: string }> = [];
+    for (const name of this.sets.keys()) {
+      const parsed = parseManagedSetName(this.options.setPrefix, name);
+      if (parsed?.action === action && parsed.family === family) found.push({ shard: parsed.shard, name });
+    }
+    return found.sort((a, b) => a.shard - b.shard).map((f) => f.name);
+  }
+
+  /** Creates the next shard (or adopts one made by another worker) and links it into the web ACL. */
+  private async openShard(action: SetAction, family: IpFamily, shard: number): Promise<string> {
+    const name = managedSetName(this.options.setPrefix, action, family, shard);
+    const { webAcl } = this.options;
+    if (!webAcl) {
+      throw new WafError(
+        'WAFLimitsExceededException',
+        `${managedSetName(this.options.setPrefix, action, family)} is full and no web ACL is configured to link a new shard into`,
+      );
+    }
+    await initManagedWaf(
+      {
+        client: this.options.client,
+        scope: this.options.scope,
+        setPrefix: this.options.setPrefix,
+        webAcl,
+        lockRetries: this.options.lockRetries,
+        limiter: this.limiter,
+      },
+      [{ action, family, shard, name }],
+    );
+    this.sets.delete(name);
+    await this.resolve(name);
+    return name;
+  }
+
+  private serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const turn = (this.routing.get(key) ?? Promise.resolve()).then(fn);
+    this.routing.set(
+      key,
+      turn.catch(() => undefined),
+    );
+    return turn;
   }
 
   private writer(name: string): IpSetWriter {
@@ -161,5 +262,23 @@ export class Wafv2Gateway implements WafGateway {
 
   private remember(summary: IPSetSummary): void {
     if (summary.Name && summary.Id) this.sets.set(summary.Name, { Name: summary.Name, Id: summary.Id });
+  }
+}
+
+function emptyResult(): SetChangeResult {
+  return { setsWritten: [], changed: [], unchanged: [], lockConflicts: 0 };
+}
+
+/** Sums per-shard results; a release's "unchanged" is worked out over all shards by the caller. */
+function addUp(
+  total: SetChangeResult,
+  results: Array<{ name: string; result: OpResult }>,
+  withUnchanged: boolean,
+): void {
+  for (const { name, result } of results) {
+    if (result.written && !total.setsWritten.includes(name)) total.setsWritten.push(name);
+    total.changed.push(...result.changed);
+    if (withUnchanged) total.unchanged.push(...result.unchanged);
+    total.lockConflicts += result.lockConflicts;
   }
 }

@@ -7,7 +7,7 @@ import { GetIPSetCommand, UpdateIPSetCommand, type WAFV2Client } from '@aws-sdk/
 import { loadConfig } from '../../src/config';
 import { configuredWaf, createWafClient } from '../../src/waf/client';
 import { managedSetName } from '../../src/waf/names';
-import { ensureWebAcl, initManagedWaf, listIpSets } from '../../src/waf/provision';
+import { ensureWebAcl, initManagedWaf, listIpSets, managedWafStatus } from '../../src/waf/provision';
 import { Wafv2Gateway } from '../../src/waf/wafv2-gateway';
 import { WriteLimiter } from '../../src/waf/write-limiter';
 import { testEnv } from '../helpers/stack';
@@ -155,5 +155,47 @@ describe('IpSetWriter: write rate', () => {
     await expect(abandoned).rejects.toThrow('deadline');
     await kept;
     expect((await contents(client, name)).sort()).toEqual([ip(0), ip(2)].sort());
+  });
+});
+
+describe('sharding past the fill', () => {
+  it('opens and links new shards when a set is full, fills freed room first, and finds addresses in any shard', async () => {
+    const config = loadConfig(testEnv({ PERIMETER_SET_SHARD_FILL: '5' }));
+    const waf = configuredWaf(config.waf);
+    await ensureWebAcl(waf.provision);
+    await initManagedWaf(waf.provision);
+    const shard = (n: number) => managedSetName(config.waf.setPrefix, 'block', 'ipv4', n);
+    const first = Array.from({ length: 12 }, (_, i) => ip(i));
+    await Promise.all(first.map((cidr) => waf.gateway.apply('block', [cidr])));
+
+    const sizes = await Promise.all(
+      [0, 1, 2].map(async (n) => (await contents(waf.client, shard(n))).length),
+    );
+    expect(sizes).toEqual([5, 5, 2]);
+    const all = (await Promise.all([0, 1, 2].map((n) => contents(waf.client, shard(n))))).flat();
+    expect(all.sort()).toEqual([...first].sort());
+    const status = await managedWafStatus(waf.provision);
+    expect(status.filter((s) => s.action === 'block' && s.family === 'ipv4')).toEqual([
+      expect.objectContaining({ name: shard(0), shard: 0, addresses: 5, linked: true }),
+      expect.objectContaining({ name: shard(1), shard: 1, addresses: 5, linked: true }),
+      expect.objectContaining({ name: shard(2), shard: 2, addresses: 2, linked: true }),
+    ]);
+    expect((await waf.gateway.check('block', [ip(0), ip(7), ip(11), ip(99)])).present).toEqual([
+      ip(0),
+      ip(7),
+      ip(11),
+    ]);
+
+    // Room freed in the first shard is filled first.
+    const inFirst = await contents(waf.client, shard(0));
+    await waf.gateway.release('block', inFirst.slice(0, 3));
+    await waf.gateway.apply('block', [ip(20), ip(21)]);
+    expect(await contents(waf.client, shard(0))).toEqual(expect.arrayContaining([ip(20), ip(21)]));
+
+    const released = await waf.gateway.release('block', [...first, ip(20), ip(21)]);
+    expect(released.changed.sort()).toEqual(
+      [...first.filter((c) => !inFirst.slice(0, 3).includes(c)), ip(20), ip(21)].sort(),
+    );
+    for (const n of [0, 1, 2]) expect(await contents(waf.client, shard(n))).toEqual([]);
   });
 });
