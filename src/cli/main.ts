@@ -20,7 +20,8 @@ import type { ApprovalMode } from '../../workflows/definitions';
 import { PolicyError, REMEDIATION_ACTIONS } from '../domain/policy';
 import { TargetError } from '../domain/targets';
 import { configuredWaf } from '../waf/client';
-import { ensureWebAcl, initManagedWaf, managedWafStatus } from '../waf/provision';
+import { ensureWebAcl, initManagedWaf } from '../waf/provision';
+import { wafHealth } from '../waf/status';
 import { duration, print } from './args';
 import { cliConfig, incidentUrl, whoAmI, withTemporal } from './context';
 import { NoSuchPatchError, patchCommand } from './patch';
@@ -149,15 +150,20 @@ export function buildProgram(): Command {
     });
   waf
     .command('status')
-    .description('list the managed IP sets with their fill, and the virtual-patch rules')
-    .option('--json', 'machine-readable output (the sets)')
+    .description(
+      'the managed IP sets (every shard) with their fill, the web ACL references, and the virtual-patch rules',
+    )
+    .option('--json', 'machine-readable output: {sets, references, patchRules, warnings}')
     .action(async (o: { json?: boolean }) => {
-      const waf = configuredWaf(cliConfig().waf);
-      const sets = await managedWafStatus(waf.provision);
-      if (o.json) return print(sets);
-      print(setTable(sets));
-      const rules = await waf.patches.list().catch(() => []);
-      print(`\n${patchRuleTable(rules)}`);
+      const config = cliConfig();
+      const waf = configuredWaf(config.waf);
+      const health = await wafHealth(waf.provision, config.waf.shardFill);
+      const patchRules = await waf.patches.list().catch(() => []);
+      if (o.json) return print({ ...health, patchRules });
+      print(setTable(health.sets));
+      print(`\nweb ACL references: ${health.references.used}/${health.references.limit}`);
+      print(`\n${patchRuleTable(patchRules)}`);
+      for (const w of health.warnings) print(`WARNING: ${w}`);
     });
 
   program

@@ -122,9 +122,15 @@ describe('perimeter CLI', () => {
   it('waf status --json lists the managed sets with their fill', async () => {
     const res = await runCli(['waf', 'status', '--json'], stack.env);
     expect(res.code).toBe(0);
-    const sets = JSON.parse(res.stdout) as Array<{ name: string; addresses: number; linked: boolean }>;
+    const { sets, references, warnings } = JSON.parse(res.stdout) as {
+      sets: Array<{ name: string; addresses: number; linked: boolean }>;
+      references: { used: number; limit: number };
+      warnings: string[];
+    };
     expect(sets).toHaveLength(8);
     expect(sets.every((s) => s.name.startsWith(stack.config.waf.setPrefix) && s.linked)).toBe(true);
+    expect(references).toEqual({ used: 8, limit: 50 });
+    expect(warnings).toEqual([]);
   });
 
   it('says where Temporal should be when it cannot reach it', async () => {

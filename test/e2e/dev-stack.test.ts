@@ -80,11 +80,13 @@ it('runs the stack on the given ports, keeps incidents across a restart, and sto
   expect(JSON.parse(list.stdout)).toEqual([
     expect.objectContaining({ targets: ['192.0.2.55/32'], state: 'active', action: 'block' }),
   ]);
-  const status = JSON.parse((await runCli(['waf', 'status', '--json'], env)).stdout) as SetStatus;
+  const status = (JSON.parse((await runCli(['waf', 'status', '--json'], env)).stdout) as { sets: SetStatus })
+    .sets;
   expect(status.find((s) => s.name === 'perimeter-block-ipv4-0')?.addresses).toBe(1);
 
   expect((await runCli(['unblock', '192.0.2.55'], env)).code).toBe(0);
-  const after = JSON.parse((await runCli(['waf', 'status', '--json'], env)).stdout) as SetStatus;
+  const after = (JSON.parse((await runCli(['waf', 'status', '--json'], env)).stdout) as { sets: SetStatus })
+    .sets;
   expect(after.find((s) => s.name === 'perimeter-block-ipv4-0')?.addresses).toBe(0);
   await stopDev(dev);
   expect(fs.existsSync(path.join(stateDir, 'dev.json'))).toBe(false);

@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config';
 import { configuredWaf, createWafClient } from '../../src/waf/client';
 import { managedSetName } from '../../src/waf/names';
 import { ensureWebAcl, initManagedWaf, listIpSets, managedWafStatus } from '../../src/waf/provision';
+import { countReferences, wafHealth } from '../../src/waf/status';
 import { Wafv2Gateway } from '../../src/waf/wafv2-gateway';
 import { WriteLimiter } from '../../src/waf/write-limiter';
 import { testEnv } from '../helpers/stack';
@@ -180,6 +181,12 @@ describe('sharding past the fill', () => {
       expect.objectContaining({ name: shard(1), shard: 1, addresses: 5, linked: true }),
       expect.objectContaining({ name: shard(2), shard: 2, addresses: 2, linked: true }),
     ]);
+    const health = await wafHealth(waf.provision, config.waf.shardFill);
+    expect(health.references).toEqual({ used: 10, limit: 50 }); // 8 first shards + 2 new ones
+    expect(health.warnings).toEqual([
+      expect.stringMatching(new RegExp(`${shard(0)} holds 5 addresses \\(100% of the 5`)),
+      expect.stringMatching(new RegExp(`${shard(1)} holds 5 addresses`)),
+    ]);
     expect((await waf.gateway.check('block', [ip(0), ip(7), ip(11), ip(99)])).present).toEqual([
       ip(0),
       ip(7),
@@ -198,4 +205,31 @@ describe('sharding past the fill', () => {
     );
     for (const n of [0, 1, 2]) expect(await contents(waf.client, shard(n))).toEqual([]);
   });
+});
+
+it('counts set and rule group references wherever they are nested', () => {
+  const ipset = { IPSetReferenceStatement: { ARN: 'a' } };
+  expect(
+    countReferences({
+      AndStatement: {
+        Statements: [
+          ipset,
+          {
+            NotStatement: {
+              Statement: {
+                RegexPatternSetReferenceStatement: { ARN: 'r', FieldToMatch: {}, TextTransformations: [] },
+              },
+            },
+          },
+          { RateBasedStatement: { Limit: 100, AggregateKeyType: 'IP', ScopeDownStatement: ipset } },
+          { GeoMatchStatement: { CountryCodes: ['KP'] } },
+        ],
+      },
+    }),
+  ).toBe(3);
+  expect(
+    countReferences({
+      ManagedRuleGroupStatement: { VendorName: 'AWS', Name: 'x', ScopeDownStatement: ipset },
+    }),
+  ).toBe(2);
 });
