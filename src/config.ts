@@ -116,6 +116,8 @@ const configObject = z.object({
    * this process waits its turn; concurrent changes to one set share a write meanwhile.
    */
   PERIMETER_WAF_WRITE_RATE: z.coerce.number().positive().max(1_000).default(1),
+  /** How often the reconciler compares the managed sets with the open incidents (a Temporal Schedule). */
+  PERIMETER_RECONCILE_EVERY: duration('5m'),
   /** Addresses a managed IP set takes before new ones go to the next shard (AWS's limit is 10,000). */
   PERIMETER_SET_SHARD_FILL: z.coerce.number().int().min(1).max(10_000).default(9_500),
   /** Virtual-patch rules take the first free web ACL priority at or above this one. */
@@ -215,6 +217,7 @@ export interface Config {
     capacityLimit: number;
   };
   patches: { defaultTtlMs: number; maxTtlMs: number };
+  reconcileEveryMs: number;
   stateDir: string;
   policyFile: string | undefined;
   allowlist: string[];
@@ -278,6 +281,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       capacityLimit: e.PERIMETER_WEB_ACL_CAPACITY,
     },
     patches: { defaultTtlMs: e.PERIMETER_VPATCH_DEFAULT_TTL, maxTtlMs: e.PERIMETER_VPATCH_MAX_TTL },
+    reconcileEveryMs: e.PERIMETER_RECONCILE_EVERY,
     stateDir: e.PERIMETER_STATE_DIR,
     policyFile: e.PERIMETER_POLICY,
     allowlist: e.PERIMETER_ALLOWLIST,

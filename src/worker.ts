@@ -11,6 +11,7 @@ import { offenceCounter } from './policy/assess';
 import { DryRunGateway } from './waf/dry-run-gateway';
 import { DryRunPatchGateway } from './waf/patch-gateway';
 import { createActivities, type Activities } from '../activities';
+import { createReconcileActivities } from '../activities/reconcile';
 import type { WafGateway } from './waf/gateway';
 import { incidentUrl } from './client/temporal';
 import { notifierFor } from './slack/notifier';
@@ -69,7 +70,14 @@ export async function createPerimeterWorker(
       minPrefixV6: config.policy.minPrefixV6,
     },
   });
-  const activities = extras.wrapActivities ? extras.wrapActivities(built) : built;
+  const reconciler = createReconcileActivities({
+    client,
+    taskQueue: config.temporal.taskQueue,
+    waf: gateway,
+    dryRun: () => policy.current().dryRun,
+    log,
+  });
+  const activities = { ...(extras.wrapActivities ? extras.wrapActivities(built) : built), ...reconciler };
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,

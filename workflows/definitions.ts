@@ -155,6 +155,8 @@ export interface IncidentStatus {
   policy?: string[];
   /** Present for virtual patches: the rule and its lifecycle. */
   patch?: PatchStatus;
+  /** What the incident put in which set and has not taken out yet: what the reconciler expects there. */
+  held?: Partial<Record<SetAction, string[]>>;
 }
 
 /** A CI/CD pipeline's word that the code fix for a finding is deployed: the patch is retired. */

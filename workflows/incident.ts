@@ -9,7 +9,7 @@ import {
   upsertMemo,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { PolicyLimits } from '../src/domain/policy';
+import type { PolicyLimits, SetAction } from '../src/domain/policy';
 import { checkTtl, formatDuration } from './durations';
 import { searchableTargets, targetList } from './target-list';
 import type { MessageRef } from '../src/slack/notifier';
@@ -71,6 +71,8 @@ export class Incident {
   releasedAt: number | undefined;
   /** Set by the `release` Update (or a stand-down): the hold ends at the next step. */
   releaseRequest: { by: string; reason: string } | undefined;
+  /** What the incident put in which set (remediate.ts keeps it); shown by the status query. */
+  held: Map<SetAction, string[]> = new Map();
   /** Why the incident ended abnormally (failure, cancellation), for the release entry. */
   endedBy: string | undefined;
   readonly timeline: TimelineEntry[] = [];
@@ -347,6 +349,7 @@ export class Incident {
       evidence: this.evidence,
       timeline: this.timeline,
       ...(this.dryRun ? { dryRun: true } : {}),
+      ...(this.held.size > 0 ? { held: Object.fromEntries(this.held) } : {}),
     };
   }
 }

@@ -28,6 +28,7 @@ export async function remediate(input: RemediationInput): Promise<IncidentStatus
   incident.listen();
   /** What this incident put in which set; the release step removes exactly these, nothing else. */
   const held: Held = new Map(Object.entries(input.resumed?.held ?? {}) as Array<[SetAction, string[]]>);
+  incident.held = held; // shown by the status query
   let next: 'release' | 'continue-as-new' = 'release';
   try {
     if (!input.resumed) {

@@ -22,6 +22,7 @@ import { TargetError } from '../domain/targets';
 import { configuredWaf } from '../waf/client';
 import { ensureWebAcl, initManagedWaf } from '../waf/provision';
 import { wafHealth } from '../waf/status';
+import { ensureReconcileSchedule, reconcileNow, reconcileScheduleId } from '../client/reconcile';
 import { duration, print } from './args';
 import { cliConfig, incidentUrl, whoAmI, withTemporal } from './context';
 import { NoSuchPatchError, patchCommand } from './patch';
@@ -116,8 +117,20 @@ export function buildProgram(): Command {
   program
     .command('worker')
     .description('run the worker alone (production)')
-    .action(async () => {
+    .option(
+      '--with-schedules',
+      "create or update the reconciler's Temporal Schedule (PERIMETER_RECONCILE_EVERY)",
+    )
+    .action(async (o: { withSchedules?: boolean }) => {
       const config = loadConfig(process.env);
+      if (o.withSchedules) {
+        await withTemporal(config, async (client) => {
+          const done = await ensureReconcileSchedule(client, config);
+          console.error(
+            `reconciler schedule ${reconcileScheduleId(config)} ${done}: every ${formatDuration(config.reconcileEveryMs)}`,
+          );
+        });
+      }
       // Loaded on demand: the worker SDK is heavy, and the other commands should start fast.
       const { createPerimeterWorker } = lazy<typeof WorkerModule>('../worker');
       const perimeter = await createPerimeterWorker(config);
@@ -404,6 +417,23 @@ export function buildProgram(): Command {
             ? `${r.workflowId}: now expires ${r.expiresAt}`
             : `${r.workflowId}: TTL now ${formatDuration(r.ttlMs)}, counted from when the remediation is applied`,
         );
+      });
+    });
+
+  program
+    .command('reconcile')
+    .description('compare the managed sets with the open incidents now, and repair the drift')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) => {
+      const config = cliConfig();
+      await withTemporal(config, async (client) => {
+        const r = await reconcileNow(client, config);
+        if (o.json) return print(r);
+        print(`${r.openIncidents} open incidents, ${r.inSets} addresses in the managed sets`);
+        print(`restored: ${r.restored.join(', ') || 'none'}`);
+        print(`removed (left by ended incidents): ${r.removed.join(', ') || 'none'}`);
+        if (r.skipped.length > 0) print(`skipped: ${r.skipped.join(', ')}`);
+        if (r.foreign.length > 0) print(`left as found (not the perimeter's): ${r.foreign.join(', ')}`);
       });
     });
 

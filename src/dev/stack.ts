@@ -8,6 +8,8 @@ import path from 'node:path';
 import { loadConfig, type Config } from '../config';
 import { connectTemporal } from '../client/temporal';
 import { incidentStatus, listRemediations } from '../client/remediation';
+import { ensureReconcileSchedule, reconcileScheduleId } from '../client/reconcile';
+import { formatDuration } from '../domain/durations';
 import { isSetAction } from '../domain/policy';
 import { configuredWaf } from '../waf/client';
 import { ensureWebAcl, initManagedWaf, type InitReport } from '../waf/provision';
@@ -64,6 +66,19 @@ async function restoreEmulatorState(config: Config): Promise<number> {
   }
 }
 
+/** The reconciler runs on a Temporal Schedule in the local stack too. */
+async function scheduleReconciler(config: Config, log: (line: string) => void): Promise<void> {
+  const { client, connection } = await connectTemporal(config);
+  try {
+    await ensureReconcileSchedule(client, config);
+    log(
+      `reconciler scheduled every ${formatDuration(config.reconcileEveryMs)} (${reconcileScheduleId(config)})`,
+    );
+  } finally {
+    await connection.close();
+  }
+}
+
 export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
   const base = loadConfig(options.env);
   const stateDir = path.resolve(base.stateDir);
@@ -98,6 +113,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     options.log('starting worker …');
     const worker = await createPerimeterWorker(config);
     const running = worker.worker.run();
+    await scheduleReconciler(config, options.log);
     fs.mkdirSync(stateDir, { recursive: true });
     fs.writeFileSync(devAddressesFile(stateDir), JSON.stringify({ pid: process.pid, ...addresses }, null, 2));
     const emulator = waf;

@@ -125,6 +125,7 @@ export class IpSetWriter {
   private async commit(batch: Pending[]): Promise<void> {
     let conflicts = 0;
     let fresh = false;
+    let fromRead = false;
     for (;;) {
       batch = this.dropAborted(batch);
       if (batch.length === 0) return;
@@ -132,6 +133,7 @@ export class IpSetWriter {
       let ref: SetRef;
       try {
         ref = await this.o.resolve(fresh);
+        fromRead = this.cache === undefined;
         state = this.cache ??= await this.read(ref);
       } catch (err) {
         if (this.retryAsMissing(err, fresh)) {
@@ -140,12 +142,26 @@ export class IpSetWriter {
         }
         return this.fail(batch, err);
       }
-      if (!this.merge(state, batch).changed) return this.settle(batch, state, false, conflicts);
+      if (!this.merge(state, batch).changed) {
+        // "Nothing to do" is only trusted from a fresh read: someone may have changed the set
+        // since this writer last saw it, and a stale no-op would leave an address unblocked.
+        if (!fromRead) {
+          this.cache = undefined;
+          continue;
+        }
+        return this.settle(batch, state, false, conflicts);
+      }
       await this.o.limiter.take();
       // Changes that arrived while waiting ride along; callers that gave up meanwhile do not.
       batch = this.dropAborted([...batch, ...this.queue.splice(0)]);
       const merged = this.merge(state, batch);
-      if (!merged.changed) return this.settle(batch, state, false, conflicts);
+      if (!merged.changed) {
+        if (!fromRead) {
+          this.cache = undefined;
+          continue;
+        }
+        return this.settle(batch, state, false, conflicts);
+      }
       try {
         const out = await this.o.client.send(
           new UpdateIPSetCommand({

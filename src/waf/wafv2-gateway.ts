@@ -18,7 +18,7 @@ import {
 import type { SetAction } from '../domain/policy';
 import { parseTarget, type IpFamily } from '../domain/targets';
 import type { CallOptions, CheckResult, SetChangeResult, WafGateway } from './gateway';
-import { IP_SET_CAPACITY, managedSetName, parseManagedSetName } from './names';
+import { IP_FAMILIES, IP_SET_CAPACITY, managedSetName, parseManagedSetName } from './names';
 import {
   canonical,
   IpSetWriter,
@@ -118,6 +118,17 @@ export class Wafv2Gateway implements WafGateway {
     return result;
   }
 
+  /** Every address the action's sets hold now (all families and shards), read fresh, canonical. */
+  async holdings(action: SetAction): Promise<string[]> {
+    const all: string[] = [];
+    for (const family of IP_FAMILIES) {
+      for (const name of await this.shards(action, family)) {
+        all.push(...(await this.withSet(name, (ref) => this.read(ref))).map(canonical));
+      }
+    }
+    return [...new Set(all)];
+  }
+
   /** The addresses a managed set holds now, as AWS reports them. */
   async addresses(name: string): Promise<string[]> {
     return this.withSet(name, (ref) => this.read(ref));
@@ -129,11 +140,25 @@ export class Wafv2Gateway implements WafGateway {
    */
   private async route(action: SetAction, family: IpFamily, cidrs: string[], signal: AbortSignal | undefined) {
     const shards = await this.shards(action, family);
-    const present = new Set<string>();
-    for (const name of shards) for (const a of await this.writer(name).contents()) present.add(canonical(a));
-    let rest = cidrs.filter((c) => !present.has(c));
-    const unchanged = cidrs.filter((c) => present.has(c));
+    // An address a shard already holds goes back to that shard (its writer confirms it with a
+    // fresh read before calling it a no-op), so no address lands in two shards.
+    const home = new Map<string, string>();
+    for (const name of shards)
+      for (const a of await this.writer(name).contents()) home.set(canonical(a), name);
     const submitted: Array<Promise<{ name: string; result: OpResult }>> = [];
+    const byHome = new Map<string, string[]>();
+    for (const c of cidrs) {
+      const name = home.get(c);
+      if (name) byHome.set(name, [...(byHome.get(name) ?? []), c]);
+    }
+    for (const [name, take] of byHome) {
+      submitted.push(
+        this.writer(name)
+          .submit({ kind: 'add', cidrs: take }, signal)
+          .then((result) => ({ name, result })),
+      );
+    }
+    let rest = cidrs.filter((c) => !home.has(c));
     for (let shard = 0; rest.length > 0; shard++) {
       const name = shards[shard] ?? (await this.openShard(action, family, shard));
       const room = this.fill - (await this.writer(name).load());
@@ -146,7 +171,7 @@ export class Wafv2Gateway implements WafGateway {
           .then((result) => ({ name, result })),
       );
     }
-    return { submitted, unchanged };
+    return { submitted, unchanged: [] as string[] };
   }
 
   /** The action and family's shards, by number: `[…-0, …-1, …]`. */

@@ -116,6 +116,16 @@ describe('IpSetWriter: group commit', () => {
     );
   });
 
+  it('does not trust its memory for a no-op: an address someone removed by hand is added again', async () => {
+    const { client, config, name, gateway: other } = await setup();
+    const { gateway } = timedGateway(config);
+    await gateway.apply('block', [ip(0)]);
+    await other.release('block', [ip(0)]); // another writer takes it out behind this one's back
+    const again = await gateway.apply('block', [ip(0)]);
+    expect(again.changed).toEqual([ip(0)]);
+    expect(await contents(client, name)).toEqual([ip(0)]);
+  });
+
   it('keeps the order of an add and a release of the same address in one batch', async () => {
     const { client, config, name } = await setup();
     const { gateway } = timedGateway(config);
