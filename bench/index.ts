@@ -2,37 +2,207 @@
  * `npm run bench`: measurements that tests must not time. Results are printed as absolute
  * numbers for this machine and as ratios within the same run, which are what to compare
  * between machines.
+ *
+ *   npm run bench                      everything (several minutes)
+ *   npm run bench -- --quick           a reduced run, under a minute or so
+ *   npm run bench -- --json out.json   also write the results as JSON
+ *   BENCH_ONLY=detectors npm run bench the log detectors alone
  */
+import fs from 'node:fs';
+import os from 'node:os';
 import { measureApprovalLatency } from './approval-latency';
 import { measureBlockLatency, summarise } from './block-latency';
 import { benchDetectors } from './detectors';
+import { burst, cost, throughput, windowOfExposure } from './scale';
 import { percentile, startBenchStack } from './stack';
 
-async function main(): Promise<void> {
-  // Detectors: no stack needed. `BENCH_ONLY=detectors` runs this section alone.
-  await benchDetectors();
-  if (process.env.BENCH_ONLY === 'detectors') return;
-  console.log('');
+interface Args {
+  quick: boolean;
+  json: string | undefined;
+}
 
-  const runs = Number(process.env.BENCH_RUNS ?? 20);
-  const stack = await startBenchStack();
+function parseArgs(argv: string[]): Args {
+  const args: Args = { quick: false, json: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--quick') args.quick = true;
+    else if (argv[i] === '--json') args.json = argv[++i];
+    else throw new Error(`unknown argument ${argv[i]} (use --quick, --json <file>)`);
+  }
+  return args;
+}
+
+const SIZES = {
+  full: {
+    woe: 200,
+    throughput: 1_000,
+    campaign: 10_000,
+    separate: 1_000,
+    naiveSeconds: 12,
+    sleeping: 10_000,
+  },
+  quick: { woe: 40, throughput: 200, campaign: 2_000, separate: 200, naiveSeconds: 5, sleeping: 1_000 },
+};
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cpu: `${cpus.length} × ${cpus[0]?.model ?? '?'}`,
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+  };
+}
+
+const ms = (v: number) => `${v.toFixed(0)} ms`;
+const row = (name: string, value: string, target: string, ok: boolean | undefined) =>
+  `${name.padEnd(44)} ${value.padStart(16)}   ${target.padEnd(28)} ${ok === undefined ? '' : ok ? 'ok' : 'MISSED'}`;
+
+async function scale(args: Args): Promise<Record<string, unknown>> {
+  const size = args.quick ? SIZES.quick : SIZES.full;
+  const results: Record<string, unknown> = {
+    machine: machine(),
+    settings: { quick: args.quick, ...size, throttle_writes_per_s: 1, shard_fill: 9_500 },
+  };
+  console.log(`machine: ${JSON.stringify(results.machine)}`);
+  console.log(`settings: ${JSON.stringify(results.settings)}\n`);
+  const lines: string[] = [];
+
+  const local = await startBenchStack({ env: { PERIMETER_WAF_WRITE_RATE: '1000' } });
   try {
-    console.log(`block → address in the WAF set (${runs} runs each, emulator polled every 5 ms)`);
-    const latency = await measureBlockLatency(stack, runs);
-    console.log(summarise('`perimeter block` (CLI process)', latency.cliMs));
-    console.log(summarise('startRemediation() (detector)', latency.clientMs));
-    const ratio = percentile(latency.cliMs, 50) / percentile(latency.clientMs, 50);
-    console.log(
-      `ratio p50 CLI / detector: ${ratio.toFixed(1)}× (the difference is Node + TypeScript start-up)`,
+    const woe = await windowOfExposure(local, size.woe);
+    results.woe = woe;
+    lines.push(
+      row(
+        'window of exposure p50 (detection → in set)',
+        ms(woe.p50_ms),
+        `bare round trip ${ms(woe.baseline_p50_ms)}`,
+        undefined,
+      ),
     );
-    console.log('');
-    console.log(`approver's click → address in the WAF set (${runs} runs)`);
-    const clicks = await measureApprovalLatency(stack, runs);
-    console.log(summarise('Slack click (signed block_actions)', clicks));
-    const clickRatio = percentile(clicks, 50) / percentile(latency.clientMs, 50);
-    console.log(`ratio p50 click / detector start: ${clickRatio.toFixed(1)}×`);
+    lines.push(
+      row(
+        'window of exposure p99',
+        ms(woe.p99_ms),
+        `≤ 1.5 × ${ms(woe.baseline_p99_ms)} bare p99`,
+        woe.p99_ms <= 1.5 * woe.baseline_p99_ms,
+      ),
+    );
+    const tp = await throughput(local, size.throughput);
+    results.throughput = tp;
+    lines.push(
+      row(
+        'throughput: blocked IPs/s, separate incidents',
+        tp.ips_per_s.toFixed(0),
+        `raw ${tp.raw_workflows_per_s.toFixed(0)} wf/s`,
+        undefined,
+      ),
+    );
+    lines.push(row('throughput ratio', tp.ratio.toFixed(2), '≥ 0.8', tp.ratio >= 0.8));
   } finally {
-    await stack.stop();
+    await local.stop();
+  }
+
+  const throttled = await startBenchStack({ throttleWritesPerSecond: 1 });
+  try {
+    const b = await burst(throttled, size.campaign, size.separate, size.naiveSeconds);
+    results.burst = b;
+    const per1000 = (b.waf_writes / b.ips) * 1000;
+    lines.push(
+      row(
+        `burst: ${b.ips} IPs as one campaign`,
+        `${b.seconds.toFixed(1)} s`,
+        b.ips >= 10_000 ? '≤ 15 s' : '(quick)',
+        b.ips >= 10_000 ? b.seconds <= 15 : undefined,
+      ),
+    );
+    lines.push(row('burst: WAF writes per 1,000 new IPs', per1000.toFixed(2), '≤ 2', per1000 <= 2));
+    lines.push(row('burst: lock conflicts', String(b.lock_conflicts), '0', b.lock_conflicts === 0));
+    lines.push(row('burst: throttled writes', String(b.throttled), '0', b.throttled === 0));
+    lines.push(
+      row(
+        `burst: ${b.separate_ips} separate incidents`,
+        `${b.separate_seconds.toFixed(1)} s`,
+        `${b.separate_waf_writes} writes`,
+        undefined,
+      ),
+    );
+    lines.push(
+      row(
+        'naive per-IP read-modify-write',
+        `${b.naive_ips_per_s.toFixed(2)} IPs/s`,
+        `${b.naive_calls_per_ip.toFixed(1)} calls, ${b.naive_conflicts_per_ip.toFixed(1)} conflicts/IP`,
+        undefined,
+      ),
+    );
+    lines.push(
+      row('campaign rate vs naive', `${b.ratio_to_naive.toFixed(0)}×`, '≥ 500×', b.ratio_to_naive >= 500),
+    );
+  } finally {
+    await throttled.stop();
+  }
+
+  const separate = await startBenchStack({ workerProcess: true, env: { PERIMETER_WAF_WRITE_RATE: '1000' } });
+  try {
+    const c = await cost(separate, size.sleeping);
+    results.cost = c;
+    results.history_events_per_incident = c.history_events_per_incident;
+    results.sleeping_rss_mb = c.sleeping_rss_mb;
+    lines.push(
+      row(
+        'history events per simple incident',
+        String(c.history_events_per_incident),
+        '≤ 25',
+        c.history_events_per_incident <= 25,
+      ),
+    );
+    lines.push(
+      row(
+        `worker RSS growth, ${c.sleeping_incidents} incidents asleep`,
+        `${c.sleeping_rss_mb.toFixed(0)} MB`,
+        '≤ 200 MB',
+        c.sleeping_rss_mb <= 200,
+      ),
+    );
+  } finally {
+    await separate.stop();
+  }
+  console.log(['', 'scale'.padEnd(44) + ' ' + 'measured'.padStart(16) + '   target', ...lines].join('\n'));
+  return results;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (!args.quick) {
+    // Detectors: no stack needed. `BENCH_ONLY=detectors` runs this section alone.
+    await benchDetectors();
+    if (process.env.BENCH_ONLY === 'detectors') return;
+    console.log('');
+  }
+  const results = await scale(args);
+  if (!args.quick) {
+    const runs = Number(process.env.BENCH_RUNS ?? 20);
+    const stack = await startBenchStack();
+    try {
+      console.log(`\nblock → address in the WAF set (${runs} runs each, emulator polled every 5 ms)`);
+      const latency = await measureBlockLatency(stack, runs);
+      console.log(summarise('`perimeter block` (CLI process)', latency.cliMs));
+      console.log(summarise('startRemediation() (detector)', latency.clientMs));
+      const ratio = percentile(latency.cliMs, 50) / percentile(latency.clientMs, 50);
+      console.log(
+        `ratio p50 CLI / detector: ${ratio.toFixed(1)}× (the difference is Node + TypeScript start-up)`,
+      );
+      console.log(`\napprover's click → address in the WAF set (${runs} runs)`);
+      const clicks = await measureApprovalLatency(stack, runs);
+      console.log(summarise('Slack click (signed block_actions)', clicks));
+      const clickRatio = percentile(clicks, 50) / percentile(latency.clientMs, 50);
+      console.log(`ratio p50 click / detector start: ${clickRatio.toFixed(1)}×`);
+    } finally {
+      await stack.stop();
+    }
+  }
+  if (args.json) {
+    fs.writeFileSync(args.json, `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`\nresults written to ${args.json}`);
   }
 }
 

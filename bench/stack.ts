@@ -1,4 +1,5 @@
 /** A throw-away local stack for benchmarks: in-memory Temporal, the WAF emulator, one worker. */
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,18 +13,33 @@ import { configuredWaf } from '../src/waf/client';
 import { ensureWebAcl, initManagedWaf } from '../src/waf/provision';
 import type { Wafv2Gateway } from '../src/waf/wafv2-gateway';
 import { createPerimeterWorker } from '../src/worker';
+import { startThrottleProxy, type ThrottleProxy } from './throttle-proxy';
 
 export interface BenchStack {
   env: Record<string, string>;
   config: Config;
   client: Client;
+  /** Straight to the emulator (no throttle): for reading sets while measuring. */
   gateway: Wafv2Gateway;
+  /** The AWS-like write throttle the worker talks through, when asked for. */
+  throttle: ThrottleProxy | undefined;
+  /** The worker's process ID when it runs as its own process (for its memory). */
+  workerPid: number | undefined;
   stop(): Promise<void>;
 }
 
-export async function startBenchStack(
-  options: { dynamicConfig?: Record<string, string | number> } = {},
-): Promise<BenchStack> {
+export interface BenchStackOptions {
+  dynamicConfig?: Record<string, string | number>;
+  /** Put a write throttle of this many writes per second in front of the emulator. */
+  throttleWritesPerSecond?: number;
+  /** Run the worker as `perimeter worker` in its own process. */
+  workerProcess?: boolean;
+  env?: Record<string, string>;
+}
+
+const BIN = path.resolve(__dirname, '..', 'bin', 'perimeter.js');
+
+export async function startBenchStack(options: BenchStackOptions = {}): Promise<BenchStack> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perimeter-bench-'));
   const [temporal, waf] = await Promise.all([
@@ -36,29 +52,66 @@ export async function startBenchStack(
     ),
     freePort().then((port) => startWafEmulator({ port, logFile: path.join(dir, 'waf.log') })),
   ]);
-  const env = {
+  const throttle = options.throttleWritesPerSecond
+    ? await startThrottleProxy(waf.endpoint, options.throttleWritesPerSecond)
+    : undefined;
+  const env: Record<string, string> = {
     TEMPORAL_ADDRESS: temporal.address,
-    AWS_ENDPOINT_URL_WAFV2: waf.endpoint,
+    AWS_ENDPOINT_URL_WAFV2: throttle?.endpoint ?? waf.endpoint,
     PERIMETER_STATE_DIR: dir,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    ...(options.throttleWritesPerSecond
+      ? { PERIMETER_WAF_WRITE_RATE: String(options.throttleWritesPerSecond) }
+      : {}),
+    ...options.env,
   };
   const config = loadConfig(env);
-  const { gateway, provision } = configuredWaf(config.waf);
-  await ensureWebAcl(provision);
-  await initManagedWaf(provision);
-  const worker = await createPerimeterWorker(config);
-  const running = worker.worker.run();
+  const direct = configuredWaf(loadConfig({ ...env, AWS_ENDPOINT_URL_WAFV2: waf.endpoint }).waf);
+  await ensureWebAcl(direct.provision);
+  await initManagedWaf(direct.provision);
+
+  let stopWorker: () => Promise<void>;
+  let workerPid: number | undefined;
+  if (options.workerProcess) {
+    const child: ChildProcess = spawn(process.execPath, [BIN, 'worker'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    workerPid = child.pid;
+    await new Promise<void>((resolve, reject) => {
+      let said = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        said += d.toString();
+        if (said.includes('worker polling')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`the worker exited (${code}): ${said}`)));
+    });
+    stopWorker = async () => {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
+    };
+  } else {
+    const worker = await createPerimeterWorker(config, { log: () => undefined });
+    const running = worker.worker.run();
+    stopWorker = async () => {
+      worker.worker.shutdown();
+      await running;
+      await worker.close();
+    };
+  }
   const connection = await Connection.connect({ address: temporal.address });
   return {
     env,
     config,
     client: new Client({ connection }),
-    gateway,
+    gateway: direct.gateway,
+    throttle,
+    workerPid,
     async stop() {
-      worker.worker.shutdown();
-      await running;
-      await worker.close();
+      await stopWorker();
       await connection.close();
+      await throttle?.close();
       await Promise.all([temporal.stop(), waf.stop()]);
       fs.rmSync(dir, { recursive: true, force: true });
     },

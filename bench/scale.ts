@@ -1,0 +1,327 @@
+/**
+ * The scale benchmark: window of exposure, bursts behind AWS's write rate, throughput, and what
+ * an incident costs — each next to a baseline measured in the same run on the same machine.
+ */
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { GetIPSetCommand, UpdateIPSetCommand, WAFV2Client } from '@aws-sdk/client-wafv2';
+import fs from 'node:fs';
+import { startCampaign } from '../src/client/campaign';
+import { startRemediation, type Detection } from '../src/client/remediation';
+import { managedSetName } from '../src/waf/names';
+import { listIpSets } from '../src/waf/provision';
+import { percentile, type BenchStack } from './stack';
+
+const detection = (targets: string[], ttlMs = 3_600_000): Detection => ({
+  targets,
+  ttlMs,
+  observeMs: 0,
+  reason: 'bench',
+  detector: 'bench',
+  requestedBy: 'bench',
+});
+
+/** Distinct public test addresses: 100.64/10 is reserved, so use 11.0.0.0/8 and up (not on any allowlist). */
+export function benchIp(i: number, base = 11): string {
+  return `${base + Math.floor(i / 65_536)}.${Math.floor(i / 256) % 256}.${i % 256}.1`;
+}
+
+async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+async function until(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await probe())) {
+    if (performance.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** A worker for the baseline workflows, in this process; `pong` reports back when it runs. */
+export async function startPingWorker(stack: BenchStack) {
+  const ponged = new Map<string, () => void>();
+  const connection = await NativeConnection.connect({ address: stack.config.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    taskQueue: 'bench-ping',
+    workflowsPath: require.resolve('./ping-workflow'),
+    activities: { pong: async (id: string) => ponged.get(id)?.() },
+  });
+  const running = worker.run();
+  return {
+    /** Start → the activity runs: the bare round trip. */
+    async roundTrip(id: string): Promise<number> {
+      const t0 = performance.now();
+      const ran = new Promise<void>((resolve) => ponged.set(id, resolve));
+      await stack.client.workflow.start('ping', { taskQueue: 'bench-ping', workflowId: id, args: [id] });
+      await ran;
+      ponged.delete(id);
+      return performance.now() - t0;
+    },
+    /** Empty workflows started and completed per second. */
+    async rawRate(n: number, tag: string): Promise<number> {
+      const t0 = performance.now();
+      await pool(
+        Array.from({ length: n }, (_, i) => i),
+        50,
+        (i) => stack.client.workflow.execute('empty', { taskQueue: 'bench-ping', workflowId: `${tag}-${i}` }),
+      );
+      return n / ((performance.now() - t0) / 1000);
+    },
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
+
+export interface WoeResult {
+  p50_ms: number;
+  p99_ms: number;
+  baseline_p50_ms: number;
+  baseline_p99_ms: number;
+  incidents: number;
+}
+
+/** Detection → address in the emulator's set, one at a time, next to the bare round trip. */
+export async function windowOfExposure(stack: BenchStack, n: number): Promise<WoeResult> {
+  const ping = await startPingWorker(stack);
+  try {
+    const baseline: number[] = [];
+    for (let i = 0; i < 20; i++) await ping.roundTrip(`warm-${i}`);
+    for (let i = 0; i < n; i++) baseline.push(await ping.roundTrip(`ping-${i}`));
+    const woe: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const ip = benchIp(i, 21);
+      const t0 = performance.now();
+      await startRemediation(stack, detection([ip]));
+      await until(
+        ip,
+        async () => (await stack.gateway.check('block', [`${ip}/32`])).present.length > 0,
+        30_000,
+        5,
+      );
+      woe.push(performance.now() - t0);
+    }
+    return {
+      p50_ms: percentile(woe, 50),
+      p99_ms: percentile(woe, 99),
+      baseline_p50_ms: percentile(baseline, 50),
+      baseline_p99_ms: percentile(baseline, 99),
+      incidents: n,
+    };
+  } finally {
+    await ping.stop();
+  }
+}
+
+async function blocked(stack: BenchStack): Promise<number> {
+  return (await stack.gateway.holdings('block')).length;
+}
+
+function writesSince(stack: BenchStack, before: Record<string, number>) {
+  const now = stack.throttle?.counts.writes ?? {};
+  return Object.keys(now).reduce((n, op) => n + (now[op] ?? 0) - (before[op] ?? 0), 0);
+}
+
+export interface BurstResult {
+  ips: number;
+  seconds: number;
+  waf_writes: number;
+  lock_conflicts: number;
+  throttled: number;
+  separate_ips: number;
+  separate_seconds: number;
+  separate_waf_writes: number;
+  naive_ips_per_s: number;
+  naive_calls_per_ip: number;
+  naive_conflicts_per_ip: number;
+  ratio_to_naive: number;
+}
+
+/** Behind a 1 write/s throttle: one big campaign, then many separate incidents, then the naive way. */
+export async function burst(
+  stack: BenchStack,
+  campaignIps: number,
+  separateIps: number,
+  naiveSeconds: number,
+): Promise<BurstResult> {
+  const counts = stack.throttle?.counts;
+  if (!counts) throw new Error('the burst needs the throttle in front of the emulator');
+  const before = { ...counts.writes };
+  const conflicts0 = counts.lockConflicts;
+  const throttled0 = counts.throttled;
+  const t0 = performance.now();
+  await startCampaign(stack, {
+    ...detection(Array.from({ length: campaignIps }, (_, i) => benchIp(i, 31))),
+    windowStart: Date.now(),
+  });
+  await until('the campaign applied', async () => (await blocked(stack)) >= campaignIps, 600_000, 200);
+  const seconds = (performance.now() - t0) / 1000;
+  const campaignWrites = writesSince(stack, before);
+  const conflicts = counts.lockConflicts - conflicts0;
+
+  const before2 = { ...counts.writes };
+  const t1 = performance.now();
+  await pool(
+    Array.from({ length: separateIps }, (_, i) => benchIp(i, 41)),
+    50,
+    (ip) => startRemediation(stack, detection([ip])),
+  );
+  await until(
+    'the separate incidents applied',
+    async () => (await blocked(stack)) >= campaignIps + separateIps,
+    600_000,
+    200,
+  );
+  const separateSeconds = (performance.now() - t1) / 1000;
+  const separateWrites = writesSince(stack, before2);
+
+  const naive = await naiveWriters(stack, naiveSeconds);
+  return {
+    ips: campaignIps,
+    seconds,
+    waf_writes: campaignWrites,
+    lock_conflicts: conflicts,
+    throttled: counts.throttled - throttled0 - naive.throttled,
+    separate_ips: separateIps,
+    separate_seconds: separateSeconds,
+    separate_waf_writes: separateWrites,
+    naive_ips_per_s: naive.ips / naiveSeconds,
+    naive_calls_per_ip: naive.ips > 0 ? naive.calls / naive.ips : Infinity,
+    naive_conflicts_per_ip: naive.ips > 0 ? naive.conflicts / naive.ips : Infinity,
+    ratio_to_naive: campaignIps / seconds / Math.max(naive.ips / naiveSeconds, 1e-9),
+  };
+}
+
+/**
+ * The naive way, as the seed article does it: 16 writers, each IP its own read-modify-write,
+ * retried on lock conflicts and throttling, against its own set behind the same throttle.
+ */
+async function naiveWriters(stack: BenchStack, seconds: number) {
+  const endpoint = stack.env.AWS_ENDPOINT_URL_WAFV2;
+  const client = new WAFV2Client({
+    region: 'us-east-1',
+    endpoint,
+    credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
+    maxAttempts: 1,
+  });
+  const name = managedSetName(stack.config.waf.setPrefix, 'captcha', 'ipv4');
+  const set = (await listIpSets({ client, scope: 'REGIONAL', setPrefix: '', webAcl: '' })).find(
+    (s) => s.Name === name,
+  );
+  const ref = { Name: name, Id: set?.Id, Scope: 'REGIONAL' as const };
+  const tally = { ips: 0, calls: 0, conflicts: 0, throttled: 0 };
+  const stopAt = performance.now() + seconds * 1000;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (performance.now() < stopAt) {
+        const ip = `${benchIp(next++, 51)}/32`;
+        for (;;) {
+          if (performance.now() >= stopAt) return;
+          tally.calls++;
+          const got = await client.send(new GetIPSetCommand(ref));
+          tally.calls++;
+          try {
+            await client.send(
+              new UpdateIPSetCommand({
+                ...ref,
+                Addresses: [...(got.IPSet?.Addresses ?? []), ip],
+                LockToken: got.LockToken,
+              }),
+            );
+            tally.ips++;
+            break;
+          } catch (err) {
+            const kind = (err as Error).name;
+            if (kind === 'WAFOptimisticLockException') tally.conflicts++;
+            else if (kind === 'ThrottlingException') tally.throttled++;
+            else throw err;
+            await new Promise((r) => setTimeout(r, 20 + Math.random() * 80));
+          }
+        }
+      }
+    }),
+  );
+  client.destroy();
+  return tally;
+}
+
+export interface ThroughputResult {
+  incidents: number;
+  ips_per_s: number;
+  raw_workflows_per_s: number;
+  ratio: number;
+}
+
+/** Separate incidents blocked per second, next to the server's raw rate of empty workflows. */
+export async function throughput(stack: BenchStack, n: number): Promise<ThroughputResult> {
+  const ping = await startPingWorker(stack);
+  try {
+    const raw = await ping.rawRate(n, 'raw');
+    const already = await blocked(stack);
+    const t0 = performance.now();
+    await pool(
+      Array.from({ length: n }, (_, i) => benchIp(i, 61)),
+      50,
+      (ip) => startRemediation(stack, detection([ip])),
+    );
+    await until('all blocked', async () => (await blocked(stack)) >= already + n, 600_000, 50);
+    const ipsPerS = n / ((performance.now() - t0) / 1000);
+    return { incidents: n, ips_per_s: ipsPerS, raw_workflows_per_s: raw, ratio: ipsPerS / raw };
+  } finally {
+    await ping.stop();
+  }
+}
+
+export interface CostResult {
+  history_events_per_incident: number;
+  sleeping_incidents: number;
+  rss_before_mb: number;
+  rss_after_mb: number;
+  sleeping_rss_mb: number;
+}
+
+function rssMb(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  return kb / 1024;
+}
+
+/** History events of one simple incident, and the worker's memory with many incidents asleep on their TTL. */
+export async function cost(stack: BenchStack, sleeping: number): Promise<CostResult> {
+  if (!stack.workerPid) throw new Error('the cost section needs the worker in its own process');
+  const [simple] = await startRemediation(stack, detection([benchIp(0, 71)], 1_000));
+  const handle = stack.client.workflow.getHandle(simple?.workflowId ?? '');
+  await handle.result();
+  const events = (await handle.fetchHistory()).events?.length ?? NaN;
+  await new Promise((r) => setTimeout(r, 2_000));
+  const before = rssMb(stack.workerPid);
+  await pool(
+    Array.from({ length: sleeping }, (_, i) => benchIp(i, 81)),
+    100,
+    (ip) => startRemediation(stack, detection([ip])),
+  );
+  await until('all asleep on their TTL', async () => (await blocked(stack)) >= sleeping, 900_000, 500);
+  await new Promise((r) => setTimeout(r, 3_000));
+  const after = rssMb(stack.workerPid);
+  return {
+    history_events_per_incident: events,
+    sleeping_incidents: sleeping,
+    rss_before_mb: before,
+    rss_after_mb: after,
+    sleeping_rss_mb: after - before,
+  };
+}
