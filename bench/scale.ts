@@ -95,9 +95,10 @@ export interface WoeResult {
 }
 
 /** Detection → address in the emulator's set, one at a time, next to the bare round trip. */
-export async function windowOfExposure(stack: BenchStack, n: number): Promise<WoeResult> {
-  const ping = await startPingWorker(stack);
-  try {
+export type PingWorker = Awaited<ReturnType<typeof startPingWorker>>;
+
+export async function windowOfExposure(stack: BenchStack, ping: PingWorker, n: number): Promise<WoeResult> {
+  {
     const baseline: number[] = [];
     for (let i = 0; i < 20; i++) await ping.roundTrip(`warm-${i}`);
     for (let i = 0; i < n; i++) baseline.push(await ping.roundTrip(`ping-${i}`));
@@ -121,8 +122,6 @@ export async function windowOfExposure(stack: BenchStack, n: number): Promise<Wo
       baseline_p99_ms: percentile(baseline, 99),
       incidents: n,
     };
-  } finally {
-    await ping.stop();
   }
 }
 
@@ -267,9 +266,8 @@ export interface ThroughputResult {
 }
 
 /** Separate incidents blocked per second, next to the server's raw rate of empty workflows. */
-export async function throughput(stack: BenchStack, n: number): Promise<ThroughputResult> {
-  const ping = await startPingWorker(stack);
-  try {
+export async function throughput(stack: BenchStack, ping: PingWorker, n: number): Promise<ThroughputResult> {
+  {
     const raw = await ping.rawRate(n, 'raw');
     const already = await blocked(stack);
     const t0 = performance.now();
@@ -281,8 +279,6 @@ export async function throughput(stack: BenchStack, n: number): Promise<Throughp
     await until('all blocked', async () => (await blocked(stack)) >= already + n, 600_000, 50);
     const ipsPerS = n / ((performance.now() - t0) / 1000);
     return { incidents: n, ips_per_s: ipsPerS, raw_workflows_per_s: raw, ratio: ipsPerS / raw };
-  } finally {
-    await ping.stop();
   }
 }
 

@@ -116,6 +116,11 @@ const configObject = z.object({
    * this process waits its turn; concurrent changes to one set share a write meanwhile.
    */
   PERIMETER_WAF_WRITE_RATE: z.coerce.number().positive().max(1_000).default(1),
+  /**
+   * Workflows a worker keeps in memory between their steps. Incidents asleep on their TTL beyond
+   * this are evicted and replayed from history when they wake: memory stays bounded.
+   */
+  PERIMETER_WORKER_CACHE: z.coerce.number().int().min(10).max(100_000).default(250),
   /** How often the reconciler compares the managed sets with the open incidents (a Temporal Schedule). */
   PERIMETER_RECONCILE_EVERY: duration('5m'),
   /** Addresses a managed IP set takes before new ones go to the next shard (AWS's limit is 10,000). */
@@ -218,6 +223,8 @@ export interface Config {
   };
   patches: { defaultTtlMs: number; maxTtlMs: number };
   reconcileEveryMs: number;
+  /** Workflows a worker keeps cached. */
+  workerCache: number;
   stateDir: string;
   policyFile: string | undefined;
   allowlist: string[];
@@ -282,6 +289,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     patches: { defaultTtlMs: e.PERIMETER_VPATCH_DEFAULT_TTL, maxTtlMs: e.PERIMETER_VPATCH_MAX_TTL },
     reconcileEveryMs: e.PERIMETER_RECONCILE_EVERY,
+    workerCache: e.PERIMETER_WORKER_CACHE,
     stateDir: e.PERIMETER_STATE_DIR,
     policyFile: e.PERIMETER_POLICY,
     allowlist: e.PERIMETER_ALLOWLIST,

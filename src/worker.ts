@@ -86,6 +86,8 @@ export async function createPerimeterWorker(
     // After a worker dies, its cached workflows' next tasks wait this long before any other
     // worker may take them: keep it short so a TTL that fires meanwhile is released on time.
     stickyQueueScheduleToStartTimeout: '3s',
+    // Incidents sleep for hours: keep a bounded number in memory, replay the rest when they wake.
+    maxCachedWorkflows: config.workerCache,
     ...(extras.workflowBundle
       ? { workflowBundle: extras.workflowBundle }
       : { workflowsPath: require.resolve('../workflows') }),

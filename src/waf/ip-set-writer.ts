@@ -163,6 +163,7 @@ export class IpSetWriter {
         return this.settle(batch, state, false, conflicts);
       }
       try {
+        this.o.limiter.sending();
         const out = await this.o.client.send(
           new UpdateIPSetCommand({
             ...ref,

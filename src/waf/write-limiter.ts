@@ -6,6 +6,8 @@
 export class WriteLimiter {
   private tokens: number;
   private at: number;
+  /** A tenth under the limit: AWS counts arrivals, and requests leave with a little jitter. */
+  private readonly rate: number;
   private queue: Promise<void> = Promise.resolve();
   /** Writes allowed through, and how long callers waited in all. */
   readonly stats = { granted: 0, waitedMs: 0 };
@@ -21,6 +23,17 @@ export class WriteLimiter {
   ) {
     this.tokens = burst;
     this.at = now();
+    this.rate = perSecond * 0.9;
+  }
+
+  /**
+   * Called just before the request leaves, after work done since `take()` (merging a large set
+   * takes a while): the next caller's interval counts from here, not from when this one was let in.
+   */
+  sending(): void {
+    if (!Number.isFinite(this.perSecond)) return;
+    this.at = this.now();
+    this.tokens = Math.min(this.tokens, 0);
   }
 
   /** Resolves when the caller may write. */
@@ -38,7 +51,7 @@ export class WriteLimiter {
     const started = this.now();
     for (;;) {
       const now = this.now();
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSecond);
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.rate);
       this.at = now;
       if (this.tokens >= 1) {
         this.tokens -= 1;
@@ -46,7 +59,7 @@ export class WriteLimiter {
         this.stats.waitedMs += now - started;
         return;
       }
-      const ms = ((1 - this.tokens) / this.perSecond) * 1000;
+      const ms = ((1 - this.tokens) / this.rate) * 1000;
       await new Promise((r) => setTimeout(r, Math.max(1, Math.ceil(ms))));
     }
   }
