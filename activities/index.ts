@@ -55,6 +55,8 @@ export interface ActivityDeps {
   notifier: ApprovalNotifier;
   /** The incident's page in the Temporal Web UI, for messages. */
   incidentUrl: (workflowId: string) => string;
+  /** Told how long a remediation took to reach the WAF (seconds), by action. */
+  onApplied?: (action: SetAction, seconds: number) => void;
 }
 
 export type ApprovalNotice = Omit<ApprovalRequest, 'url'>;
@@ -112,6 +114,8 @@ export interface SetChangeInput {
   cidrs: string[];
   /** The incident was validated in dry-run mode: only log. Fixed per incident, so a switch flipped mid-incident never strands a block. */
   dryRun?: boolean;
+  /** When the incident started (epoch ms): the window of exposure is measured from here. */
+  startedAt?: number;
 }
 
 /**
@@ -203,7 +207,13 @@ export function createActivities(deps: ActivityDeps) {
           if (allowed) throw policyRejected(allowlistMessage(target, allowed), []);
         }
       }
-      return wafCall(() => gateway(input).apply(input.action, input.cidrs, { signal: attemptSignal() }));
+      const result = await wafCall(() =>
+        gateway(input).apply(input.action, input.cidrs, { signal: attemptSignal() }),
+      );
+      if (input.startedAt !== undefined && input.action !== 'count' && !input.dryRun) {
+        deps.onApplied?.(input.action, (Date.now() - input.startedAt) / 1000);
+      }
+      return result;
     },
 
     /** The patch against the worker's caps; a refusal is permanent and says why. */

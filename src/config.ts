@@ -121,6 +121,9 @@ const configObject = z.object({
    * this are evicted and replayed from history when they wake: memory stays bounded.
    */
   PERIMETER_WORKER_CACHE: z.coerce.number().int().min(10).max(100_000).default(250),
+  /** Where the worker serves Prometheus metrics (`/metrics`); unset: no endpoint. */
+  PERIMETER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  PERIMETER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   /** How often the reconciler compares the managed sets with the open incidents (a Temporal Schedule). */
   PERIMETER_RECONCILE_EVERY: duration('5m'),
   /** Addresses a managed IP set takes before new ones go to the next shard (AWS's limit is 10,000). */
@@ -225,6 +228,7 @@ export interface Config {
   reconcileEveryMs: number;
   /** Workflows a worker keeps cached. */
   workerCache: number;
+  metrics: { host: string; port: number | undefined };
   stateDir: string;
   policyFile: string | undefined;
   allowlist: string[];
@@ -290,6 +294,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     patches: { defaultTtlMs: e.PERIMETER_VPATCH_DEFAULT_TTL, maxTtlMs: e.PERIMETER_VPATCH_MAX_TTL },
     reconcileEveryMs: e.PERIMETER_RECONCILE_EVERY,
     workerCache: e.PERIMETER_WORKER_CACHE,
+    metrics: { host: e.PERIMETER_METRICS_HOST, port: e.PERIMETER_METRICS_PORT },
     stateDir: e.PERIMETER_STATE_DIR,
     policyFile: e.PERIMETER_POLICY,
     allowlist: e.PERIMETER_ALLOWLIST,

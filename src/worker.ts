@@ -16,10 +16,16 @@ import type { WafGateway } from './waf/gateway';
 import { incidentUrl } from './client/temporal';
 import { notifierFor } from './slack/notifier';
 import type { Config } from './config';
-import { configuredWaf } from './waf/client';
+import { configuredWaf, createWafClient } from './waf/client';
+import { PerimeterMetrics, startMetricsServer } from './metrics';
+import { listRemediations, ENDING_STATES } from './client/remediation';
 
 export interface PerimeterWorker {
   worker: Worker;
+  /** The worker's own metrics (also on `/metrics` when PERIMETER_METRICS_PORT is set). */
+  metrics: PerimeterMetrics;
+  /** Where `/metrics` is served, when it is. */
+  metricsUrl: string | undefined;
   connection: NativeConnection;
   policy: PolicyStore;
   /** Stops watching the policy and closes the connections; call after the worker has stopped. */
@@ -37,6 +43,8 @@ export interface WorkerExtras {
   log?: (line: string) => void;
   /** How often the policy file is checked for changes. */
   policyPollMs?: number;
+  /** The SDK runtime's own Prometheus exporter, served behind ours on `/metrics`. */
+  sdkMetricsUrl?: string;
 }
 
 export async function createPerimeterWorker(
@@ -50,7 +58,12 @@ export async function createPerimeterWorker(
     connection: await Connection.connect({ address: config.temporal.address }),
     namespace: config.temporal.namespace,
   });
-  const { gateway, patches } = configuredWaf(config.waf);
+  const metrics = new PerimeterMetrics();
+  const wafClient = createWafClient(config.waf, {
+    onCall: (operation) => metrics.wafCalls.inc({ operation }),
+    onLockConflict: (operation) => metrics.lockConflicts.inc({ operation }),
+  });
+  const { gateway, patches } = configuredWaf(config.waf, wafClient);
   const built = createActivities({
     waf: extras.wrapGateway ? extras.wrapGateway(gateway) : gateway,
     dryRunWaf: new DryRunGateway(log),
@@ -63,6 +76,7 @@ export async function createPerimeterWorker(
     approval: config.approval,
     notifier: notifierFor(config),
     incidentUrl: (workflowId) => incidentUrl(config, workflowId),
+    onApplied: (action, seconds) => metrics.windowOfExposure.observe({ action }, seconds),
     limits: {
       maxTtlMs: config.policy.maxTtlMs,
       maxObserveMs: config.policy.maxObserveMs,
@@ -76,6 +90,7 @@ export async function createPerimeterWorker(
     waf: gateway,
     dryRun: () => policy.current().dryRun,
     log,
+    onRepair: (kind, action, n) => metrics.repairs.inc({ kind, action }, n),
   });
   const activities = { ...(extras.wrapActivities ? extras.wrapActivities(built) : built), ...reconciler };
   const worker = await Worker.create({
@@ -106,16 +121,40 @@ export async function createPerimeterWorker(
   // The policy this worker starts with may allowlist what an earlier one blocked.
   enforce(policy.current());
   const unwatch = policy.watch(extras.policyPollMs);
+  const served =
+    config.metrics.port === undefined
+      ? undefined
+      : await startMetricsServer({
+          metrics,
+          host: config.metrics.host,
+          port: config.metrics.port,
+          ...(extras.sdkMetricsUrl ? { sdkExporter: extras.sdkMetricsUrl } : {}),
+          refresh: () => countActive(client, config.temporal.taskQueue, metrics),
+        });
   return {
     worker,
+    metrics,
+    metricsUrl: served?.url,
     connection,
     policy,
     async close() {
       unwatch();
+      await served?.close();
       // Not awaited to the end: a worker that stops must not hang on a release in flight.
       await Promise.race([enforcing, new Promise((r) => setTimeout(r, 2_000).unref())]);
       await client.connection.close();
       await connection.close();
     },
   };
+}
+
+/** Open incidents holding a remediation, by action, from Temporal's visibility (on each scrape). */
+async function countActive(client: Client, taskQueue: string, metrics: PerimeterMetrics): Promise<void> {
+  const counts = new Map<string, number>();
+  for (const r of await listRemediations(client, { taskQueue })) {
+    if (r.kind !== 'ip' || r.dryRun || ENDING_STATES.includes(r.state)) continue;
+    if (r.state === 'active') counts.set(r.action, (counts.get(r.action) ?? 0) + 1);
+  }
+  for (const action of ['block', 'challenge', 'captcha'])
+    metrics.active.set({ action }, counts.get(action) ?? 0);
 }

@@ -9,6 +9,7 @@ import {
   isCancellation,
   patched,
   proxyActivities,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { formatDuration } from './durations';
@@ -196,7 +197,8 @@ async function addTo(incident: Incident, held: Held, action: SetAction): Promise
   // The incident's cancellation takes effect at the next step, and then releases this.
   await CancellationScope.nonCancellable(() =>
     addToIpSet.executeWithOptions({ ...applyOptions, summary: `add ${targetList(owned)} to ${action} set` }, [
-      { action, cidrs: owned, ...dryRunFlag(incident) },
+      // The window of exposure is measured from the incident's start (adds happen in its first run).
+      { action, cidrs: owned, ...dryRunFlag(incident), startedAt: workflowInfo().runStartTime.getTime() },
     ]),
   );
 }

@@ -32,6 +32,8 @@ import type * as DemoCommand from './demo';
 import type * as DetectCommand from './detect';
 import type * as IngestModule from '../ingest/server';
 import type * as WorkerModule from '../worker';
+import type * as WorkerSdk from '@temporalio/worker';
+import type * as DevServices from '../dev/services';
 import type * as SlackAppModule from '../slack/app';
 import type * as TemporalClientModule from '../client/temporal';
 
@@ -42,6 +44,18 @@ import type * as TemporalClientModule from '../client/temporal';
  */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const lazy = <T>(id: string): T => require(id) as T;
+
+/**
+ * The Temporal SDK runtime's own metrics (workflow and activity task latencies, cache, polls),
+ * exported on a loopback port that the worker's `/metrics` serves together with its own.
+ */
+async function installSdkMetrics(): Promise<string> {
+  const { Runtime } = lazy<typeof WorkerSdk>('@temporalio/worker');
+  const { freePort } = lazy<typeof DevServices>('../dev/services');
+  const port = await freePort();
+  Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${port}` } } } });
+  return `http://127.0.0.1:${port}/metrics`;
+}
 
 /** A refusal the user can act on: printed without a stack trace, exit code 2. */
 class UsageError extends Error {}
@@ -133,8 +147,10 @@ export function buildProgram(): Command {
       }
       // Loaded on demand: the worker SDK is heavy, and the other commands should start fast.
       const { createPerimeterWorker } = lazy<typeof WorkerModule>('../worker');
-      const perimeter = await createPerimeterWorker(config);
+      const sdkMetricsUrl = config.metrics.port === undefined ? undefined : await installSdkMetrics();
+      const perimeter = await createPerimeterWorker(config, sdkMetricsUrl ? { sdkMetricsUrl } : {});
       console.error(`worker polling task queue "${config.temporal.taskQueue}" on ${config.temporal.address}`);
+      if (perimeter.metricsUrl) console.error(`metrics on ${perimeter.metricsUrl}`);
       const p = perimeter.policy.current();
       console.error(
         `policy: ${p.source}, ${p.allowlist.length} allowlist entries${p.dryRun ? ', DRY-RUN (the WAF is never written)' : ''}`,

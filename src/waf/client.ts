@@ -17,8 +17,14 @@ export function isLocalEndpoint(endpoint: string | undefined): boolean {
  * The SDK client for the configured region and endpoint. Real AWS uses the SDK's default
  * credential chain; a loopback emulator gets dummy credentials so nothing real is ever needed.
  */
-export function createWafClient(waf: Config['waf']): WAFV2Client {
-  return new WAFV2Client({
+/** Told of every WAF call and every lock conflict, by operation (for the metrics). */
+export interface WafCallHooks {
+  onCall(operation: string): void;
+  onLockConflict(operation: string): void;
+}
+
+export function createWafClient(waf: Config['waf'], hooks?: WafCallHooks): WAFV2Client {
+  const client = new WAFV2Client({
     region: waf.region,
     ...(waf.endpoint ? { endpoint: waf.endpoint } : {}),
     ...(isLocalEndpoint(waf.endpoint)
@@ -36,6 +42,22 @@ export function createWafClient(waf: Config['waf']): WAFV2Client {
       connectionTimeout: 5_000,
     },
   });
+  if (hooks) {
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const operation = (context.commandName ?? '?').replace(/Command$/, '');
+        hooks.onCall(operation);
+        try {
+          return await next(args);
+        } catch (err) {
+          if ((err as Error).name === 'WAFOptimisticLockException') hooks.onLockConflict(operation);
+          throw err;
+        }
+      },
+      { step: 'initialize', name: 'perimeterMetrics' },
+    );
+  }
+  return client;
 }
 
 /** The WAF resources of one configuration: the SDK client, the gateway, provisioning options. */

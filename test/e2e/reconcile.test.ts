@@ -10,11 +10,12 @@ import { managedSetName } from '../../src/waf/names';
 import { addressPool, buildDetection, openTestStack, waitFor, type TestStack } from '../helpers/stack';
 
 let stack: TestStack;
+let worker: Awaited<ReturnType<TestStack['startWorker']>>;
 const pool = addressPool('203.0.122', '2001:db8:9');
 
 beforeAll(async () => {
   stack = await openTestStack();
-  await stack.startWorker({ log: () => undefined });
+  worker = await stack.startWorker({ log: () => undefined });
 });
 afterAll(() => stack?.close());
 
@@ -53,6 +54,8 @@ describe('reconciler', () => {
     expect(report.removed).toEqual([`${orphan}/32`]);
     expect(report.restored).toEqual([`${lost}/32`]);
     expect(report.foreign).toContain(`${foreign}/32 (block)`);
+    expect(worker.metrics.repairs.get({ kind: 'removed', action: 'block' })).toBe(1);
+    expect(worker.metrics.repairs.get({ kind: 'restored', action: 'block' })).toBe(1);
     const after = await stack.setContents('block');
     expect(after).not.toContain(`${orphan}/32`);
     expect(after).toEqual(expect.arrayContaining([`${lost}/32`, `${foreign}/32`]));
