@@ -41,7 +41,7 @@ describe('docker-compose.yml', () => {
       ].sort(),
     );
     expect(services.temporal?.environment?.DB).toBe('postgres12');
-    expect(services.worker?.command).toEqual(['worker']);
+    expect(services.worker?.command).toEqual(['worker', '--with-schedules']);
     expect(services['waf-init']?.command).toEqual(['waf', 'init']);
     expect(services['waf-emulator']?.profiles).toEqual(['local-waf']);
     expect(services.ingest?.command).toEqual(['ingest']);
