@@ -66,6 +66,11 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
   console.log(`machine: ${JSON.stringify(results.machine)}`);
   console.log(`settings: ${JSON.stringify(results.settings)}\n`);
   const lines: string[] = [];
+  // Each result is printed as soon as it is measured, and again in the table at the end.
+  const report = (line: string) => {
+    lines.push(line);
+    console.log(line);
+  };
 
   // The worker in its own process (for its memory), no write throttle: what the engine costs.
   const local = await startBenchStack({ workerProcess: true, env: { PERIMETER_WAF_WRITE_RATE: '1000' } });
@@ -73,7 +78,7 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
   try {
     const woe = await windowOfExposure(local, ping, size.woe);
     results.woe = woe;
-    lines.push(
+    report(
       row(
         'window of exposure p50 (detection → in set)',
         ms(woe.p50_ms),
@@ -81,7 +86,7 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
         undefined,
       ),
     );
-    lines.push(
+    report(
       row(
         'window of exposure p99',
         ms(woe.p99_ms),
@@ -91,7 +96,7 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
     );
     const tp = await throughput(local, ping, size.throughput);
     results.throughput = tp;
-    lines.push(
+    report(
       row(
         'throughput: blocked IPs/s, separate incidents',
         tp.ips_per_s.toFixed(0),
@@ -99,12 +104,12 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
         undefined,
       ),
     );
-    lines.push(row('throughput ratio', tp.ratio.toFixed(2), '≥ 0.8', tp.ratio >= 0.8));
+    report(row('throughput ratio', tp.ratio.toFixed(2), '≥ 0.8', tp.ratio >= 0.8));
     const c = await cost(local, size.sleeping);
     results.cost = c;
     results.history_events_per_incident = c.history_events_per_incident;
     results.sleeping_rss_mb = c.sleeping_rss_mb;
-    lines.push(
+    report(
       row(
         'history events per simple incident',
         String(c.history_events_per_incident),
@@ -112,7 +117,7 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
         c.history_events_per_incident <= 25,
       ),
     );
-    lines.push(
+    report(
       row(
         `worker RSS growth, ${c.sleeping_incidents} more incidents asleep`,
         `${c.sleeping_rss_mb.toFixed(0)} MB`,
@@ -131,7 +136,7 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
     results.burst = b;
     const per1000 = (b.waf_writes / b.ips) * 1000;
     const full = b.ips >= 10_000;
-    lines.push(
+    report(
       row(
         `burst: ${b.ips} IPs as one campaign`,
         `${b.seconds.toFixed(1)} s`,
@@ -139,10 +144,10 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
         full ? b.seconds <= 15 : undefined,
       ),
     );
-    lines.push(row('burst: WAF writes per 1,000 new IPs', per1000.toFixed(2), '≤ 2', per1000 <= 2));
-    lines.push(row('burst: lock conflicts', String(b.lock_conflicts), '0', b.lock_conflicts === 0));
-    lines.push(row('burst: throttled writes', String(b.throttled), '0', b.throttled === 0));
-    lines.push(
+    report(row('burst: WAF writes per 1,000 new IPs', per1000.toFixed(2), '≤ 2', per1000 <= 2));
+    report(row('burst: lock conflicts', String(b.lock_conflicts), '0', b.lock_conflicts === 0));
+    report(row('burst: throttled writes', String(b.throttled), '0', b.throttled === 0));
+    report(
       row(
         `burst: ${b.separate_ips} separate incidents`,
         `${b.separate_seconds.toFixed(1)} s`,
@@ -150,7 +155,7 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
         undefined,
       ),
     );
-    lines.push(
+    report(
       row(
         'naive per-IP read-modify-write',
         `${b.naive_ips_per_s.toFixed(2)} IPs/s`,
@@ -158,7 +163,7 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
         undefined,
       ),
     );
-    lines.push(
+    report(
       row('campaign rate vs naive', `${b.ratio_to_naive.toFixed(0)}×`, '≥ 500×', b.ratio_to_naive >= 500),
     );
   } finally {

@@ -310,12 +310,19 @@ export async function cost(stack: BenchStack, sleeping: number): Promise<CostRes
     100,
     (ip) => startRemediation(stack, detection([ip])),
   );
-  await until('all asleep on their TTL', async () => (await blocked(stack)) >= sleeping, 900_000, 500);
+  // On a small machine this takes minutes; measure what is asleep by the deadline rather than nothing.
+  await until(
+    'all asleep on their TTL',
+    async () => (await blocked(stack)) >= sleeping,
+    1_200_000,
+    1_000,
+  ).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 3_000));
   const after = rssMb(stack.workerPid);
+  const asleep = Math.min(sleeping, (await blocked(stack)) - 1);
   return {
     history_events_per_incident: events,
-    sleeping_incidents: sleeping,
+    sleeping_incidents: asleep,
     rss_before_mb: before,
     rss_after_mb: after,
     sleeping_rss_mb: after - before,

@@ -61,6 +61,7 @@ function groupByFamily(cidrs: string[]): Map<IpFamily, string[]> {
 export class Wafv2Gateway implements WafGateway {
   private readonly sets = new Map<string, SetRef>();
   private readonly writers = new Map<string, IpSetWriter>();
+  private listing: Promise<void> | undefined;
   /** Routing of additions, one at a time per action and family, so shards fill in order. */
   private readonly routing = new Map<string, Promise<unknown>>();
   private readonly limiter: WriteLimiter;
@@ -88,9 +89,10 @@ export class Wafv2Gateway implements WafGateway {
   async release(action: SetAction, cidrs: string[], { signal }: CallOptions = {}): Promise<SetChangeResult> {
     const total = emptyResult();
     for (const [family, wanted] of groupByFamily(cidrs)) {
+      const shards = await this.shards(action, family, true);
       // Queued in the same turn order as additions: an add and a release of one address keep their order.
       const submitted = await this.serialized(`${action}-${family}`, async () =>
-        (await this.shards(action, family)).map((name) =>
+        shards.map((name) =>
           this.writer(name)
             .submit({ kind: 'remove', cidrs: wanted }, signal)
             .then((result) => ({ name, result })),
@@ -110,7 +112,7 @@ export class Wafv2Gateway implements WafGateway {
     for (const [family, wanted] of groupByFamily(cidrs)) {
       // Read fresh, not from a writer's memory: what someone else added must show as theirs.
       const have = new Set<string>();
-      for (const name of await this.shards(action, family)) {
+      for (const name of await this.shards(action, family, true)) {
         for (const a of await this.withSet(name, (ref) => this.read(ref, options))) have.add(canonical(a));
       }
       for (const c of wanted) (have.has(c) ? result.present : result.absent).push(c);
@@ -122,7 +124,7 @@ export class Wafv2Gateway implements WafGateway {
   async holdings(action: SetAction): Promise<string[]> {
     const all: string[] = [];
     for (const family of IP_FAMILIES) {
-      for (const name of await this.shards(action, family)) {
+      for (const name of await this.shards(action, family, true)) {
         all.push(...(await this.withSet(name, (ref) => this.read(ref))).map(canonical));
       }
     }
@@ -175,7 +177,10 @@ export class Wafv2Gateway implements WafGateway {
   }
 
   /** The action and family's shards, by number: `[…-0, …-1, …]`. */
-  private async shards(action: SetAction, family: IpFamily): Promise<string[]> {
+  private async shards(action: SetAction, family: IpFamily, fresh = false): Promise<string[]> {
+    // Another worker may have opened a shard since this one last looked: whatever removes or
+    // checks addresses must see every shard, or an address in a new one would be missed.
+    if (fresh) await this.listAll();
     await this.resolve(managedSetName(this.options.setPrefix, action, family)); // shard 0 must exist
     const found: Array<{ shard: number; name: string }> = [];
     for (const name of this.sets.keys()) {
@@ -283,6 +288,23 @@ export class Wafv2Gateway implements WafGateway {
       );
     }
     return found;
+  }
+
+  /** Every IP set of the account and scope, remembered by name; concurrent callers share one listing. */
+  private listAll(): Promise<void> {
+    this.listing ??= this.listPages().finally(() => (this.listing = undefined));
+    return this.listing;
+  }
+
+  private async listPages(): Promise<void> {
+    let marker: string | undefined;
+    do {
+      const page = await this.options.client.send(
+        new ListIPSetsCommand({ Scope: this.options.scope, Limit: 100, NextMarker: marker }),
+      );
+      for (const s of page.IPSets ?? []) this.remember(s);
+      marker = page.IPSets?.length ? page.NextMarker : undefined;
+    } while (marker);
   }
 
   private remember(summary: IPSetSummary): void {

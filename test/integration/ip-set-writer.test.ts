@@ -217,6 +217,23 @@ describe('sharding past the fill', () => {
   });
 });
 
+it('a worker releases an address from a shard another worker opened after it last looked', async () => {
+  const config = loadConfig(testEnv({ PERIMETER_SET_SHARD_FILL: '2' }));
+  const a = configuredWaf(config.waf);
+  const b = configuredWaf(config.waf);
+  await ensureWebAcl(a.provision);
+  await initManagedWaf(a.provision);
+  await b.gateway.check('block', [ip(0)]); // worker B has looked: it knows shard 0 only
+  await a.gateway.apply('block', [ip(0), ip(1)]);
+  await a.gateway.apply('block', [ip(2)]); // shard 0 is full: worker A opens shard 1
+  const second = managedSetName(config.waf.setPrefix, 'block', 'ipv4', 1);
+  expect(await contents(a.client, second)).toEqual([ip(2)]);
+  expect((await b.gateway.check('block', [ip(2)])).present).toEqual([ip(2)]);
+  const released = await b.gateway.release('block', [ip(2)]);
+  expect(released.changed).toEqual([ip(2)]);
+  expect(await contents(a.client, second)).toEqual([]);
+});
+
 it('counts set and rule group references wherever they are nested', () => {
   const ipset = { IPSetReferenceStatement: { ARN: 'a' } };
   expect(
