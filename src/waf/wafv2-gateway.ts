@@ -272,14 +272,7 @@ export class Wafv2Gateway implements WafGateway {
   private async resolve(name: string): Promise<SetRef> {
     const cached = this.sets.get(name);
     if (cached) return cached;
-    let marker: string | undefined;
-    do {
-      const page = await this.options.client.send(
-        new ListIPSetsCommand({ Scope: this.options.scope, Limit: 100, NextMarker: marker }),
-      );
-      for (const s of page.IPSets ?? []) this.remember(s);
-      marker = page.IPSets?.length ? page.NextMarker : undefined;
-    } while (marker && !this.sets.has(name));
+    await this.listAll();
     const found = this.sets.get(name);
     if (!found) {
       throw new WafError(
