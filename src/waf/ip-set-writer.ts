@@ -124,6 +124,7 @@ export class IpSetWriter {
   /** Writes one batch (and whatever joins it while it waits for the write rate). */
   private async commit(batch: Pending[]): Promise<void> {
     let conflicts = 0;
+    let throttled = 0;
     let fresh = false;
     let fromRead = false;
     for (;;) {
@@ -187,6 +188,13 @@ export class IpSetWriter {
           this.o.stats.lockConflicts++;
           // Two writers that collided would collide again in lock-step; spread them out.
           await new Promise((r) => setTimeout(r, 10 + Math.random() * 40 * conflicts));
+          continue;
+        }
+        if ((err as Error).name === 'ThrottlingException' && throttled < this.o.lockRetries) {
+          // AWS saw writes closer together than our bucket meant (jitter under load, or another
+          // writer on the account): wait for the next turn and try the same batch again.
+          throttled++;
+          await this.o.limiter.take();
           continue;
         }
         if (this.retryAsMissing(err, fresh)) {
