@@ -53,6 +53,9 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/** What one caller's change did to the set, or why it was refused. */
+type Outcome = { changed: string[]; unchanged: string[] } | { refused: number };
+
 interface SetState {
   addresses: string[];
   lockToken: string;
@@ -143,25 +146,21 @@ export class IpSetWriter {
         }
         return this.fail(batch, err);
       }
-      if (!this.merge(state, batch).changed) {
+      let merged = this.merge(state, batch);
+      if (merged.changed) {
+        await this.o.limiter.take();
+        // Changes that arrived while waiting ride along; callers that gave up meanwhile do not.
+        batch = this.dropAborted([...batch, ...this.queue.splice(0)]);
+        merged = this.merge(state, batch);
+      }
+      if (!merged.changed) {
         // "Nothing to do" is only trusted from a fresh read: someone may have changed the set
         // since this writer last saw it, and a stale no-op would leave an address unblocked.
         if (!fromRead) {
           this.cache = undefined;
           continue;
         }
-        return this.settle(batch, state, false, conflicts);
-      }
-      await this.o.limiter.take();
-      // Changes that arrived while waiting ride along; callers that gave up meanwhile do not.
-      batch = this.dropAborted([...batch, ...this.queue.splice(0)]);
-      const merged = this.merge(state, batch);
-      if (!merged.changed) {
-        if (!fromRead) {
-          this.cache = undefined;
-          continue;
-        }
-        return this.settle(batch, state, false, conflicts);
+        return this.settle(batch, merged.outcomes, false, conflicts);
       }
       try {
         this.o.limiter.sending();
@@ -180,7 +179,7 @@ export class IpSetWriter {
         this.cache = out.NextLockToken
           ? { addresses: merged.next, lockToken: out.NextLockToken, description: state.description }
           : undefined;
-        return this.settle(batch, state, true, conflicts);
+        return this.settle(batch, merged.outcomes, true, conflicts);
       } catch (err) {
         this.cache = undefined;
         if ((err as Error).name === 'WAFOptimisticLockException' && conflicts < this.o.lockRetries) {
@@ -214,70 +213,57 @@ export class IpSetWriter {
   }
 
   /**
-   * Applies the batch's changes in order to the set. An add that would overflow the set fails
-   * on its own (WAFLimitsExceededException) and the rest go ahead.
+   * Applies the batch's changes in order to the set, and says what each caller's change did.
+   * An add that would overflow the set is refused on its own (WAFLimitsExceededException); the
+   * rest go ahead.
    */
-  private merge(state: SetState, batch: Pending[]): { next: string[]; changed: boolean } {
+  private merge(
+    state: SetState,
+    batch: Pending[],
+  ): { next: string[]; changed: boolean; outcomes: Outcome[] } {
     const next = [...state.addresses];
     const present = new Set(next.map(canonical));
     let changed = false;
-    for (const p of batch) {
-      if (p.op.kind === 'add') {
-        const add = p.op.cidrs.filter((c) => !present.has(c));
-        if (next.length + add.length > this.o.capacity) continue; // refused in settle()
+    const outcomes = batch.map((p): Outcome => {
+      const { kind, cidrs } = p.op;
+      if (kind === 'add') {
+        const add = cidrs.filter((c) => !present.has(c));
+        if (next.length + add.length > this.o.capacity) return { refused: add.length };
         for (const c of add) {
           present.add(c);
           next.push(c);
         }
         changed ||= add.length > 0;
-      } else {
-        const drop = new Set(p.op.cidrs.filter((c) => present.has(c)));
-        if (drop.size === 0) continue;
+        return { changed: add, unchanged: cidrs.filter((c) => !add.includes(c)) };
+      }
+      const gone = cidrs.filter((c) => present.has(c));
+      if (gone.length > 0) {
+        const drop = new Set(gone);
         for (let i = next.length - 1; i >= 0; i--) if (drop.has(canonical(next[i] ?? ''))) next.splice(i, 1);
-        for (const c of drop) present.delete(c);
+        for (const c of gone) present.delete(c);
         changed = true;
       }
-    }
-    return { next, changed };
+      return { changed: gone, unchanged: cidrs.filter((c) => !gone.includes(c)) };
+    });
+    return { next, changed, outcomes };
   }
 
-  /** Resolves every caller with what its own change did, replaying the batch on the state read. */
-  private settle(batch: Pending[], state: SetState, written: boolean, lockConflicts: number): void {
-    const present = new Set(state.addresses.map(canonical));
-    let size = state.addresses.length;
-    for (const p of batch) {
-      const { kind, cidrs } = p.op;
-      if (kind === 'add') {
-        const add = cidrs.filter((c) => !present.has(c));
-        if (size + add.length > this.o.capacity) {
-          p.reject(
-            new WafError(
-              'WAFLimitsExceededException',
-              `adding ${add.length} addresses would exceed the ${this.o.capacity}-address limit of one IP set`,
-            ),
-          );
-          continue;
-        }
-        for (const c of add) present.add(c);
-        size += add.length;
-        p.resolve({
-          written: written && add.length > 0,
-          changed: add,
-          unchanged: cidrs.filter((c) => !add.includes(c)),
-          lockConflicts,
-        });
-      } else {
-        const gone = cidrs.filter((c) => present.has(c));
-        for (const c of gone) present.delete(c);
-        size -= gone.length;
-        p.resolve({
-          written: written && gone.length > 0,
-          changed: gone,
-          unchanged: cidrs.filter((c) => !gone.includes(c)),
-          lockConflicts,
-        });
+  /** Settles every caller with what its own change did (outcomes are in batch order). */
+  private settle(batch: Pending[], outcomes: Outcome[], written: boolean, lockConflicts: number): void {
+    batch.forEach((p, i) => {
+      const o = outcomes[i];
+      if (!o || 'refused' in o) {
+        const n = o?.refused ?? p.op.cidrs.length;
+        p.reject(
+          new WafError(
+            'WAFLimitsExceededException',
+            `adding ${n} addresses would exceed the ${this.o.capacity}-address limit of one IP set`,
+          ),
+        );
+        return;
       }
-    }
+      p.resolve({ written: written && o.changed.length > 0, ...o, lockConflicts });
+    });
   }
 
   private fail(batch: Pending[], err: unknown): void {
