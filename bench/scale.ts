@@ -94,35 +94,33 @@ export interface WoeResult {
   incidents: number;
 }
 
-/** Detection → address in the emulator's set, one at a time, next to the bare round trip. */
 export type PingWorker = Awaited<ReturnType<typeof startPingWorker>>;
 
+/** Detection → address in the emulator's set, one at a time, next to the bare round trip. */
 export async function windowOfExposure(stack: BenchStack, ping: PingWorker, n: number): Promise<WoeResult> {
-  {
-    const baseline: number[] = [];
-    for (let i = 0; i < 20; i++) await ping.roundTrip(`warm-${i}`);
-    for (let i = 0; i < n; i++) baseline.push(await ping.roundTrip(`ping-${i}`));
-    const woe: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const ip = benchIp(i, 21);
-      const t0 = performance.now();
-      await startRemediation(stack, detection([ip]));
-      await until(
-        ip,
-        async () => (await stack.gateway.check('block', [`${ip}/32`])).present.length > 0,
-        30_000,
-        5,
-      );
-      woe.push(performance.now() - t0);
-    }
-    return {
-      p50_ms: percentile(woe, 50),
-      p99_ms: percentile(woe, 99),
-      baseline_p50_ms: percentile(baseline, 50),
-      baseline_p99_ms: percentile(baseline, 99),
-      incidents: n,
-    };
+  const baseline: number[] = [];
+  for (let i = 0; i < 20; i++) await ping.roundTrip(`warm-${i}`);
+  for (let i = 0; i < n; i++) baseline.push(await ping.roundTrip(`ping-${i}`));
+  const woe: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const ip = benchIp(i, 21);
+    const t0 = performance.now();
+    await startRemediation(stack, detection([ip]));
+    await until(
+      ip,
+      async () => (await stack.gateway.check('block', [`${ip}/32`])).present.length > 0,
+      30_000,
+      5,
+    );
+    woe.push(performance.now() - t0);
   }
+  return {
+    p50_ms: percentile(woe, 50),
+    p99_ms: percentile(woe, 99),
+    baseline_p50_ms: percentile(baseline, 50),
+    baseline_p99_ms: percentile(baseline, 99),
+    incidents: n,
+  };
 }
 
 async function blocked(stack: BenchStack): Promise<number> {
@@ -267,19 +265,17 @@ export interface ThroughputResult {
 
 /** Separate incidents blocked per second, next to the server's raw rate of empty workflows. */
 export async function throughput(stack: BenchStack, ping: PingWorker, n: number): Promise<ThroughputResult> {
-  {
-    const raw = await ping.rawRate(n, 'raw');
-    const already = await blocked(stack);
-    const t0 = performance.now();
-    await pool(
-      Array.from({ length: n }, (_, i) => benchIp(i, 61)),
-      50,
-      (ip) => startRemediation(stack, detection([ip])),
-    );
-    await until('all blocked', async () => (await blocked(stack)) >= already + n, 600_000, 50);
-    const ipsPerS = n / ((performance.now() - t0) / 1000);
-    return { incidents: n, ips_per_s: ipsPerS, raw_workflows_per_s: raw, ratio: ipsPerS / raw };
-  }
+  const raw = await ping.rawRate(n, 'raw');
+  const already = await blocked(stack);
+  const t0 = performance.now();
+  await pool(
+    Array.from({ length: n }, (_, i) => benchIp(i, 61)),
+    50,
+    (ip) => startRemediation(stack, detection([ip])),
+  );
+  await until('all blocked', async () => (await blocked(stack)) >= already + n, 600_000, 50);
+  const ipsPerS = n / ((performance.now() - t0) / 1000);
+  return { incidents: n, ips_per_s: ipsPerS, raw_workflows_per_s: raw, ratio: ipsPerS / raw };
 }
 
 export interface CostResult {
