@@ -28,6 +28,7 @@ import {
   type WriterStats,
 } from './ip-set-writer';
 import { initManagedWaf } from './provision';
+import { SharedRead } from './shared-read';
 import { UNLIMITED, type WriteLimiter } from './write-limiter';
 
 export interface Wafv2GatewayOptions {
@@ -61,7 +62,10 @@ function groupByFamily(cidrs: string[]): Map<IpFamily, string[]> {
 export class Wafv2Gateway implements WafGateway {
   private readonly sets = new Map<string, SetRef>();
   private readonly writers = new Map<string, IpSetWriter>();
-  private listing: Promise<void> | undefined;
+  /** The account's IP sets, listed afresh for whoever asks; concurrent callers share a listing. */
+  private readonly listing = new SharedRead(() => this.listPages());
+  /** Fresh reads of each set (by ID), shared by concurrent checks. */
+  private readonly reads = new Map<string, SharedRead<string[]>>();
   /** Routing of additions, one at a time per action and family, so shards fill in order. */
   private readonly routing = new Map<string, Promise<unknown>>();
   private readonly limiter: WriteLimiter;
@@ -110,11 +114,19 @@ export class Wafv2Gateway implements WafGateway {
   async check(action: SetAction, cidrs: string[], options: CallOptions = {}): Promise<CheckResult> {
     const result: CheckResult = { present: [], absent: [] };
     for (const [family, wanted] of groupByFamily(cidrs)) {
-      // Read fresh, not from a writer's memory: what someone else added must show as theirs.
-      const have = new Set<string>();
-      for (const name of await this.shards(action, family, true)) {
-        for (const a of await this.withSet(name, (ref) => this.read(ref, options))) have.add(canonical(a));
-      }
+      // Read fresh, not from a writer's memory: what someone else added must show as theirs. The
+      // shards known already are read while the sets are listed again (another worker may have
+      // opened one); any new one is read once the listing shows it.
+      const reads = new Map<string, Promise<string[]>>();
+      const read = (name: string) => {
+        if (reads.has(name)) return;
+        const addresses = this.withSet(name, (ref) => this.read(ref, options));
+        addresses.catch(() => undefined); // awaited below; not unhandled if the listing fails first
+        reads.set(name, addresses);
+      };
+      this.knownShards(action, family).forEach(read);
+      (await this.shards(action, family, true)).forEach(read);
+      const have = new Set((await Promise.all(reads.values())).flat().map(canonical));
       for (const c of wanted) (have.has(c) ? result.present : result.absent).push(c);
     }
     return result;
@@ -182,6 +194,11 @@ export class Wafv2Gateway implements WafGateway {
     // checks addresses must see every shard, or an address in a new one would be missed.
     if (fresh) await this.listAll();
     await this.resolve(managedSetName(this.options.setPrefix, action, family)); // shard 0 must exist
+    return this.knownShards(action, family);
+  }
+
+  /** The shards this gateway knows of, by number, without asking AWS. */
+  private knownShards(action: SetAction, family: IpFamily): string[] {
     const found: Array<{ shard: number; name: string }> = [];
     for (const name of this.sets.keys()) {
       const parsed = parseManagedSetName(this.options.setPrefix, name);
@@ -262,11 +279,18 @@ export class Wafv2Gateway implements WafGateway {
     }
   }
 
-  private async read(ref: SetRef, { signal }: CallOptions = {}): Promise<string[]> {
-    const out = await this.options.client.send(new GetIPSetCommand({ ...ref, Scope: this.options.scope }), {
-      abortSignal: signal,
-    });
-    return out.IPSet?.Addresses ?? [];
+  private read(ref: SetRef, { signal }: CallOptions = {}): Promise<string[]> {
+    let shared = this.reads.get(ref.Id);
+    if (!shared) {
+      shared = new SharedRead(async () => {
+        const out = await this.options.client.send(
+          new GetIPSetCommand({ ...ref, Scope: this.options.scope }),
+        );
+        return out.IPSet?.Addresses ?? [];
+      });
+      this.reads.set(ref.Id, shared);
+    }
+    return shared.get(signal);
   }
 
   private async resolve(name: string): Promise<SetRef> {
@@ -285,8 +309,7 @@ export class Wafv2Gateway implements WafGateway {
 
   /** Every IP set of the account and scope, remembered by name; concurrent callers share one listing. */
   private listAll(): Promise<void> {
-    this.listing ??= this.listPages().finally(() => (this.listing = undefined));
-    return this.listing;
+    return this.listing.get();
   }
 
   private async listPages(): Promise<void> {
