@@ -2,7 +2,7 @@
  * Retry and timeout policies for the workflows' activities, written out once: what may be
  * retried, for how long, and what never is.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import { ErrorTypes, NON_RETRYABLE_WAF_ERRORS } from './failure-types';
 
 /** Policy checks: a refusal is final; anything else is tried a few times. */
@@ -32,4 +32,22 @@ export const applyOptions: ActivityOptions = {
 export const releaseOptions: ActivityOptions = {
   startToCloseTimeout: '30s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '1m' },
+};
+
+/**
+ * The steps that only read (policy checks, a look at the set), as local activities: the worker
+ * runs them inside the workflow task, without an activity-task round trip, and the history keeps
+ * one marker per step instead of three events and a workflow task. Queries and Updates sent
+ * meanwhile are answered once the task is done.
+ */
+export const validateLocalOptions: LocalActivityOptions = {
+  startToCloseTimeout: validateOptions.startToCloseTimeout,
+  retry: validateOptions.retry,
+};
+
+/** Reading a WAF set: retried a while like the writes, with the same errors final. */
+export const readLocalOptions: LocalActivityOptions = {
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: applyOptions.scheduleToCloseTimeout,
+  retry: applyOptions.retry,
 };

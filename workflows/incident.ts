@@ -8,6 +8,7 @@ import {
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { PolicyLimits, SetAction } from '../src/domain/policy';
 import { checkTtl, formatDuration } from './durations';
@@ -87,6 +88,12 @@ export class Incident {
 
   /** 1 for the first run; each continue-as-new adds one. */
   run = 1;
+  /**
+   * Set by runs that keep their history short: reads run as local activities (remediate.ts) and
+   * search attributes are written only when they change.
+   */
+  lean = false;
+  private published: string | undefined;
   /** What is applied: the requested action, or a challenge when an approver chose that. */
   action: RemediationAction;
   decision: DecisionRecord | undefined;
@@ -297,16 +304,32 @@ export class Incident {
     this.publish();
   }
 
+  /**
+   * Keep this run's history short (see `lean`). The search attributes the run was started with
+   * count as written: the client sets the same state and targets the first publish would.
+   */
+  keepHistoryShort(): void {
+    this.lean = true;
+    const started = workflowInfo().typedSearchAttributes;
+    const state = started.get(searchAttributes.state);
+    const targets = started.get(searchAttributes.target);
+    if (state !== undefined && targets !== undefined) {
+      const expiresAt = started.get(searchAttributes.expiresAt);
+      this.published = JSON.stringify(attributeList(state, targets, expiresAt?.getTime()));
+    }
+  }
+
   /** Search attributes and current details: what the Temporal UI and `perimeter list` show. */
   publish(): void {
-    upsertSearchAttributes([
-      { key: searchAttributes.state, value: this.state },
-      { key: searchAttributes.target, value: searchableTargets(this.targets) },
-      ...(this.expiresAt !== undefined
-        ? [{ key: searchAttributes.expiresAt, value: new Date(this.expiresAt) }]
-        : []),
-    ]);
     setCurrentDetails(this.details().filter(Boolean).join('\n\n'));
+    const attributes = attributeList(this.state, searchableTargets(this.targets), this.expiresAt);
+    if (this.lean) {
+      // Each upsert is a history event: write only what changed.
+      const key = JSON.stringify(attributes);
+      if (key === this.published) return;
+      this.published = key;
+    }
+    upsertSearchAttributes(attributes);
   }
 
   /** The Temporal UI's "current details": a few lines that say where the incident stands. */
@@ -352,4 +375,13 @@ export class Incident {
       ...(this.held.size > 0 ? { held: Object.fromEntries(this.held) } : {}),
     };
   }
+}
+
+/** The search attributes an incident keeps up to date (its action and detector are set at start). */
+function attributeList(state: string, targets: string[], expiresAt: number | undefined) {
+  return [
+    { key: searchAttributes.state, value: state },
+    { key: searchAttributes.target, value: targets },
+    ...(expiresAt !== undefined ? [{ key: searchAttributes.expiresAt, value: new Date(expiresAt) }] : []),
+  ];
 }

@@ -9,23 +9,73 @@ import {
   isCancellation,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   workflowInfo,
+  type ActivityOptions,
+  type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { formatDuration } from './durations';
-import { applyOptions, releaseOptions, validateOptions } from './activity-options';
+import {
+  applyOptions,
+  readLocalOptions,
+  releaseOptions,
+  validateLocalOptions,
+  validateOptions,
+} from './activity-options';
 import type { SetAction } from '../src/domain/policy';
 import type { IncidentStatus, RemediationInput } from './definitions';
 import { Incident } from './incident';
 import { targetList } from './target-list';
 import { ask, failIfRefused, finish, hold, tellApprover } from './steps';
 
-const { validateRemediation, assessContext } = proxyActivities<Activities>(validateOptions);
-const { checkIpSet, addToIpSet } = proxyActivities<Activities>(applyOptions);
-const { removeFromIpSet } = proxyActivities<Activities>(releaseOptions);
+/**
+ * How each step runs. Lean runs (see `Incident.lean`) run the steps that only read — the policy
+ * checks and the look at the set — as local activities: a marker in the history each, no task
+ * round trip. Writes stay activities: an add is scheduled only once the look before it is in the
+ * history (so a task re-run after a crash cannot mistake the incident's own write for someone
+ * else's), and scheduling a release first commits the `releasing` state (a detection arriving
+ * meanwhile starts a fresh incident) while a release AWS keeps refusing shows its attempts.
+ */
+const STEPS = {
+  validateRemediation: { options: validateOptions, local: validateLocalOptions },
+  assessContext: { options: validateOptions, local: validateLocalOptions },
+  checkIpSet: { options: applyOptions, local: readLocalOptions },
+  addToIpSet: { options: applyOptions, local: undefined },
+  removeFromIpSet: { options: releaseOptions, local: undefined },
+} satisfies Record<string, { options: ActivityOptions; local: LocalActivityOptions | undefined }>;
+type Step = keyof typeof STEPS;
+
+const activities = proxyActivities<Activities>(validateOptions);
+const localActivities = proxyLocalActivities<Activities>(validateLocalOptions);
+
+/** Runs one step with its options and a summary for the Temporal UI. */
+function run<K extends Step>(
+  incident: Incident,
+  step: K,
+  summary: string,
+  input: Parameters<Activities[K]>[0],
+): Promise<Awaited<ReturnType<Activities[K]>>> {
+  const { options, local } = STEPS[step];
+  const args = [input] as Parameters<Activities[K]>;
+  if (incident.lean && local) {
+    const fn = localActivities[step] as unknown as StepFunction<K, LocalActivityOptions>;
+    return fn.executeWithOptions({ ...local, summary }, args);
+  }
+  const fn = activities[step] as unknown as StepFunction<K, ActivityOptions>;
+  return fn.executeWithOptions({ ...options, summary }, args);
+}
+
+interface StepFunction<K extends Step, O> {
+  executeWithOptions(
+    options: O,
+    args: Parameters<Activities[K]>,
+  ): Promise<Awaited<ReturnType<Activities[K]>>>;
+}
 
 export async function remediate(input: RemediationInput): Promise<IncidentStatus> {
   const incident = new Incident(input);
+  if (patched('local-steps')) incident.keepHistoryShort();
   incident.listen();
   /** What this incident put in which set; the release step removes exactly these, nothing else. */
   const held: Held = new Map(Object.entries(input.resumed?.held ?? {}) as Array<[SetAction, string[]]>);
@@ -36,7 +86,8 @@ export async function remediate(input: RemediationInput): Promise<IncidentStatus
       incident.note('detect', `${input.detector}: ${input.reason} (requested by ${input.requestedBy})`);
       incident.publish();
       await validate(incident); // 1
-      if (patched('policy-context')) await weighContext(incident); // 1b: identity, history, approval rules
+      // 1b: identity, history, approval rules (lean runs are newer than that step's patch)
+      if (incident.lean || patched('policy-context')) await weighContext(incident);
       if ((await observe(incident, held)) === 'stand-down') return await finish(incident); // 2
       if ((await ask(incident)) === 'denied') {
         await removeFrom(incident, held, 'count'); // 3
@@ -72,9 +123,11 @@ export async function remediate(input: RemediationInput): Promise<IncidentStatus
 async function validate(incident: Incident): Promise<void> {
   const { input } = incident;
   try {
-    const checked = await validateRemediation.executeWithOptions(
-      { ...validateOptions, summary: `policy check: ${input.action} ${targetList(input.targets)}` },
-      [{ targets: input.targets, action: input.action, ttlMs: input.ttlMs, observeMs: input.observeMs }],
+    const checked = await run(
+      incident,
+      'validateRemediation',
+      `policy check: ${input.action} ${targetList(input.targets)}`,
+      { targets: input.targets, action: input.action, ttlMs: input.ttlMs, observeMs: input.observeMs },
     );
     incident.targets = checked.targets;
     incident.limits = checked.limits;
@@ -92,18 +145,13 @@ async function validate(incident: Incident): Promise<void> {
 /** The policy's view of who the target is and how often it offended: action, TTL, approval. */
 async function weighContext(incident: Incident): Promise<void> {
   const { input } = incident;
-  const decided = await assessContext.executeWithOptions(
-    { ...validateOptions, summary: 'policy: identity, earlier offences, approval rules' },
-    [
-      {
-        targets: incident.targets,
-        action: incident.action,
-        ttlMs: incident.ttlMs,
-        approval: incident.approval,
-        ...(input.identity ? { identity: input.identity } : {}),
-      },
-    ],
-  );
+  const decided = await run(incident, 'assessContext', 'policy: identity, earlier offences, approval rules', {
+    targets: incident.targets,
+    action: incident.action,
+    ttlMs: incident.ttlMs,
+    approval: incident.approval,
+    ...(input.identity ? { identity: input.identity } : {}),
+  });
   incident.action = decided.action;
   incident.ttlMs = decided.ttlMs;
   if (decided.approval === 'slack' && incident.approval === 'none' && decided.approvalPolicy) {
@@ -179,10 +227,11 @@ type Held = Map<SetAction, string[]>;
 async function addTo(incident: Incident, held: Held, action: SetAction): Promise<void> {
   const cidrs = incident.targets;
   // What is already there belongs to someone else (a person, another tool): never ours to remove.
-  const { present } = await checkIpSet.executeWithOptions(
-    { ...applyOptions, summary: `check ${action} set for ${targetList(cidrs)}` },
-    [{ action, cidrs, ...dryRunFlag(incident) }],
-  );
+  const { present } = await run(incident, 'checkIpSet', `check ${action} set for ${targetList(cidrs)}`, {
+    action,
+    cidrs,
+    ...dryRunFlag(incident),
+  });
   const owned = cidrs.filter((c) => !present.includes(c));
   if (present.length > 0) {
     incident.note(
@@ -196,10 +245,13 @@ async function addTo(incident: Incident, held: Held, action: SetAction): Promise
   // Not cancellable: cancelling mid-write would let the write land after the release step ran.
   // The incident's cancellation takes effect at the next step, and then releases this.
   await CancellationScope.nonCancellable(() =>
-    addToIpSet.executeWithOptions({ ...applyOptions, summary: `add ${targetList(owned)} to ${action} set` }, [
+    run(incident, 'addToIpSet', `add ${targetList(owned)} to ${action} set`, {
+      action,
+      cidrs: owned,
+      ...dryRunFlag(incident),
       // The window of exposure is measured from the incident's start (adds happen in its first run).
-      { action, cidrs: owned, ...dryRunFlag(incident), startedAt: workflowInfo().runStartTime.getTime() },
-    ]),
+      startedAt: workflowInfo().runStartTime.getTime(),
+    }),
   );
 }
 
@@ -207,10 +259,11 @@ async function removeFrom(incident: Incident, held: Held, action: SetAction): Pr
   const cidrs = held.get(action);
   if (cidrs === undefined) return;
   if (cidrs.length > 0) {
-    await removeFromIpSet.executeWithOptions(
-      { ...releaseOptions, summary: `remove ${targetList(cidrs)} from ${action} set` },
-      [{ action, cidrs, ...dryRunFlag(incident) }],
-    );
+    await run(incident, 'removeFromIpSet', `remove ${targetList(cidrs)} from ${action} set`, {
+      action,
+      cidrs,
+      ...dryRunFlag(incident),
+    });
   }
   held.delete(action);
 }

@@ -172,7 +172,8 @@ export function tellApprover(incident: Incident, outcome: MessageUpdate['outcome
 
 /** A policy refusal from the validate step: the incident reads as rejected and fails with the reason. Anything else is rethrown. */
 export function failIfRefused(incident: Incident, err: unknown): never {
-  const cause = (err as { cause?: unknown }).cause;
+  // An activity's failure arrives as the cause of an ActivityFailure; a local activity's as itself.
+  const cause = err instanceof ApplicationFailure ? err : (err as { cause?: unknown }).cause;
   if (cause instanceof ApplicationFailure && cause.type === ErrorTypes.PolicyRejected) {
     incident.enter('rejected', 'validate', `refused: ${cause.message}`);
     throw ApplicationFailure.create({

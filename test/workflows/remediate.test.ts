@@ -56,6 +56,23 @@ describe('remediate workflow', () => {
     expect(summaries.some((s) => s.includes(`add ${ip}/32 to block set`))).toBe(true);
     expect(summaries.some((s) => s.includes(`remove ${ip}/32 from block set`))).toBe(true);
     expect(summaries.some((s) => s.startsWith('"TTL: block until'))).toBe(true);
+
+    // Reads run inside the workflow task (a marker each, with its summary); writes are activities.
+    const events = history.events ?? [];
+    const local = events
+      .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')
+      .map((e) => Buffer.from(e.userMetadata?.summary?.data ?? new Uint8Array()).toString());
+    expect(local).toEqual([
+      `"policy check: block ${ip}/32"`,
+      '"policy: identity, earlier offences, approval rules"',
+      `"check block set for ${ip}/32"`,
+    ]);
+    const scheduled = events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name);
+    expect(scheduled.filter(Boolean)).toEqual(['addToIpSet', 'removeFromIpSet']);
+    // Search attributes are written when they change: applying, active, releasing, released (and the
+    // SDK's own record of the workflow's version).
+    expect(events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes)).toHaveLength(5);
+    expect(events.length).toBeLessThanOrEqual(33);
   });
 
   it('joins a repeat detection to the open incident instead of blocking twice', async () => {

@@ -2,8 +2,9 @@
  * Records the incident workflow's histories for the replay test:
  *   node bin/run-ts.js test/workflows/histories/record.ts          (everything)
  *   node bin/run-ts.js test/workflows/histories/record.ts vpatch   (virtual patches only)
- * Run it only when a workflow change is meant to be incompatible (and then version it with
- * patched() instead where incidents may be open in production).
+ *   node bin/run-ts.js test/workflows/histories/record.ts lean     (incidents, as lean-*.json)
+ * A workflow change is versioned with patched(); record its new histories under a new prefix and
+ * keep the old ones, which are what incidents started by earlier versions look like.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,8 +32,9 @@ const detection = {
 type Stack = Awaited<ReturnType<typeof startBenchStack>>;
 type Histories = Record<string, { id: string; runId?: string }>;
 
-/** `vpatch`: record only the virtual-patch histories (the incident ones stay as they were). */
+/** `vpatch`: record only the virtual-patch histories; `lean`: only the incident ones, under a prefix. */
 const only = process.argv[2];
+const prefix = only === 'lean' ? 'lean-' : '';
 
 /** The Temporal CLI writes the proto-JSON form that historyFromJSON() reads back. */
 function show(stack: Stack, id: string, runId?: string): string {
@@ -50,8 +52,10 @@ function show(stack: Stack, id: string, runId?: string): string {
 function writeAll(stack: Stack, histories: Histories): void {
   for (const [name, { id, runId }] of Object.entries(histories)) {
     const json = show(stack, id, runId);
-    fs.writeFileSync(path.join(__dirname, `${name}.json`), json);
-    console.log(`recorded ${name}: ${(JSON.parse(json) as { events: unknown[] }).events.length} events`);
+    fs.writeFileSync(path.join(__dirname, `${prefix}${name}.json`), json);
+    console.log(
+      `recorded ${prefix}${name}: ${(JSON.parse(json) as { events: unknown[] }).events.length} events`,
+    );
   }
 }
 
