@@ -136,6 +136,17 @@ const configObject = z.object({
   PERIMETER_VPATCH_DEFAULT_TTL: duration('7d'),
   /** The longest a virtual patch may hold before it must be asked for again. */
   PERIMETER_VPATCH_MAX_TTL: duration('30d'),
+  /** The IaC ledger: a git working copy (its top directory) that records every applied and released change. */
+  PERIMETER_LEDGER_PATH: z.string().min(1).optional(),
+  /** Where ledger commits are pushed (a URL or a path); unset: they stay in the working copy. */
+  PERIMETER_LEDGER_REMOTE: z.string().min(1).optional(),
+  /** The branch the ledger commits to and pushes; default: the working copy's current branch. */
+  PERIMETER_LEDGER_BRANCH: z
+    .string()
+    .regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$/, 'a git branch name')
+    .optional(),
+  /** The longest wait between pushes to a remote that keeps failing (the wait doubles up to this). */
+  PERIMETER_LEDGER_RETRY_MAX: duration('5m'),
   /** Retry budget for one WAF write's lock conflicts inside a single activity attempt. */
   PERIMETER_WAF_LOCK_RETRIES: z.coerce.number().int().min(0).max(50).default(8),
 });
@@ -197,6 +208,15 @@ export const configSchema = configObject.superRefine((env, ctx) => {
       message: `must be greater than zero and at most PERIMETER_VPATCH_MAX_TTL (${formatDuration(env.PERIMETER_VPATCH_MAX_TTL)})`,
     });
   }
+  for (const key of ['PERIMETER_LEDGER_REMOTE', 'PERIMETER_LEDGER_BRANCH'] as const) {
+    if (env[key] && !env.PERIMETER_LEDGER_PATH) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'needs PERIMETER_LEDGER_PATH (the working copy)',
+      });
+    }
+  }
   if (env.PERIMETER_DEFAULT_OBSERVE > env.PERIMETER_MAX_OBSERVE) {
     ctx.addIssue({
       code: 'custom',
@@ -226,6 +246,9 @@ export interface Config {
   };
   patches: { defaultTtlMs: number; maxTtlMs: number };
   reconcileEveryMs: number;
+  /** The IaC ledger; undefined: changes are not recorded in git. */
+  ledger:
+    { path: string; remote: string | undefined; branch: string | undefined; retryMaxMs: number } | undefined;
   /** Workflows a worker keeps cached. */
   workerCache: number;
   metrics: { host: string; port: number | undefined };
@@ -293,6 +316,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     patches: { defaultTtlMs: e.PERIMETER_VPATCH_DEFAULT_TTL, maxTtlMs: e.PERIMETER_VPATCH_MAX_TTL },
     reconcileEveryMs: e.PERIMETER_RECONCILE_EVERY,
+    ledger: e.PERIMETER_LEDGER_PATH
+      ? {
+          path: e.PERIMETER_LEDGER_PATH,
+          remote: e.PERIMETER_LEDGER_REMOTE,
+          branch: e.PERIMETER_LEDGER_BRANCH,
+          retryMaxMs: e.PERIMETER_LEDGER_RETRY_MAX,
+        }
+      : undefined,
     workerCache: e.PERIMETER_WORKER_CACHE,
     metrics: { host: e.PERIMETER_METRICS_HOST, port: e.PERIMETER_METRICS_PORT },
     stateDir: e.PERIMETER_STATE_DIR,
