@@ -30,7 +30,9 @@ import {
   type PatchSpec,
 } from '../src/domain/virtual-patch';
 import type { PatchChangeResult, PatchGateway } from '../src/waf/patch-gateway';
-import type { PatchRuleAction } from '../src/waf/patch-rules';
+import { buildPatchRule, needsPatternSet, type PatchRuleAction } from '../src/waf/patch-rules';
+import type { IpChange, LedgerChange, PatchChange } from '../src/ledger/state';
+import { LedgerError, type RecordResult } from '../src/ledger/ledger';
 import { decisionOutcome, type ApprovalRequest } from '../src/slack/messages';
 import type { ApprovalNotifier, MessageRef } from '../src/slack/notifier';
 
@@ -57,7 +59,12 @@ export interface ActivityDeps {
   incidentUrl: (workflowId: string) => string;
   /** Told how long a remediation took to reach the WAF (seconds), by action. */
   onApplied?: (action: SetAction, seconds: number) => void;
+  /** The IaC ledger (a git working copy), when one is configured. */
+  ledger?: { record(change: LedgerChange): Promise<RecordResult> };
 }
+
+/** What a workflow reports to the ledger; a patch's rule is written out by the activity. */
+export type LedgerInput = IpChange | (Omit<PatchChange, 'rule' | 'ruleName'> & { priority: number });
 
 export type ApprovalNotice = Omit<ApprovalRequest, 'url'>;
 
@@ -83,6 +90,8 @@ export interface ValidatedRemediation {
   limits: PolicyLimits;
   /** Log-only: the incident runs in full, and its WAF writes only log. Absent means false. */
   dryRun?: boolean;
+  /** Each applied and released change is recorded in the IaC ledger. Absent means false. */
+  ledger?: boolean;
   /** What the policy changed about the request (targets widened, …). */
   notes?: string[];
 }
@@ -95,6 +104,7 @@ export interface ValidatedPatch {
   summary: string;
   limits: PolicyLimits;
   dryRun?: boolean;
+  ledger?: boolean;
   notes?: string[];
 }
 
@@ -159,7 +169,7 @@ export function createActivities(deps: ActivityDeps) {
           targets: checked.targets.map((t) => t.cidr),
           limits,
           ...(checked.notes.length > 0 ? { notes: checked.notes } : {}),
-          ...(policy.dryRun ? { dryRun: true } : {}),
+          ...(policy.dryRun ? { dryRun: true } : deps.ledger ? { ledger: true } : {}),
         };
       } catch (err) {
         if (!(err instanceof PolicyError)) throw err;
@@ -226,7 +236,7 @@ export function createActivities(deps: ActivityDeps) {
           rule: patchRuleName(deps.setPrefix, spec.findingId),
           summary: describePatch(spec),
           limits,
-          ...(deps.policy().dryRun ? { dryRun: true } : {}),
+          ...(deps.policy().dryRun ? { dryRun: true } : deps.ledger ? { ledger: true } : {}),
         };
       } catch (err) {
         if (!(err instanceof PolicyError)) throw err;
@@ -251,6 +261,47 @@ export function createActivities(deps: ActivityDeps) {
           return { rule: patchRuleName(deps.setPrefix, input.findingId), written: false, lockConflicts: 0 };
         }
         throw toApplicationFailure(err, { alwaysRetryable: true });
+      }
+    },
+
+    /**
+     * Commits the change to the IaC ledger; a retry of the same change commits nothing new. A
+     * ledger that cannot be used (dirty, unwritable) fails for good, saying why; the WAF side
+     * has already happened and stays as it is.
+     */
+    async recordInLedger(input: LedgerInput): Promise<RecordResult> {
+      if (!deps.ledger) return { committed: false, commit: undefined };
+      const change: LedgerChange =
+        input.kind === 'ip'
+          ? input
+          : (() => {
+              const { priority, ...rest } = input;
+              const spec = rest.spec as unknown as PatchSpec;
+              const ruleName = patchRuleName(deps.setPrefix, spec.findingId);
+              // A patch with regexes keeps them in a pattern set of the rule's name.
+              const patternSet = needsPatternSet(spec) ? `pattern-set:${ruleName}` : undefined;
+              return {
+                ...rest,
+                ruleName,
+                rule: {
+                  ...buildPatchRule(deps.setPrefix, spec, 'block', priority, patternSet),
+                  ...(patternSet
+                    ? { RegexPatternSet: { Name: ruleName, Patterns: spec.patterns ?? [] } }
+                    : {}),
+                },
+              };
+            })();
+      try {
+        return await deps.ledger.record(change);
+      } catch (err) {
+        if (err instanceof LedgerError) {
+          throw ApplicationFailure.create({
+            type: ErrorTypes.LedgerUnavailable,
+            message: err.message,
+            nonRetryable: true,
+          });
+        }
+        throw err;
       }
     },
 

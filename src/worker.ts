@@ -19,6 +19,7 @@ import type { Config } from './config';
 import { configuredWaf, createWafClient } from './waf/client';
 import { PerimeterMetrics, startMetricsServer } from './metrics';
 import { listRemediations, ENDING_STATES } from './client/remediation';
+import { GitLedger } from './ledger/ledger';
 
 export interface PerimeterWorker {
   worker: Worker;
@@ -28,6 +29,8 @@ export interface PerimeterWorker {
   metricsUrl: string | undefined;
   connection: NativeConnection;
   policy: PolicyStore;
+  /** The IaC ledger, when one is configured. */
+  ledger: GitLedger | undefined;
   /** Stops watching the policy and closes the connections; call after the worker has stopped. */
   close(): Promise<void>;
 }
@@ -53,6 +56,8 @@ export async function createPerimeterWorker(
 ): Promise<PerimeterWorker> {
   const log = extras.log ?? ((line: string) => console.error(`[worker] ${line}`));
   const policy = new PolicyStore(config, log); // throws on a broken policy: never start on one
+  // A ledger that cannot be used (missing, not git, dirty, unwritable) stops the start, saying why.
+  const ledger = config.ledger ? await openLedger(config, log) : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const client = new Client({
     connection: await Connection.connect({ address: config.temporal.address }),
@@ -73,6 +78,7 @@ export async function createPerimeterWorker(
     maxPatchTtlMs: config.patches.maxTtlMs,
     policy: () => policy.current(),
     countOffences: offenceCounter(client),
+    ...(ledger ? { ledger } : {}),
     approval: config.approval,
     notifier: notifierFor(config),
     incidentUrl: (workflowId) => incidentUrl(config, workflowId),
@@ -137,8 +143,10 @@ export async function createPerimeterWorker(
     metricsUrl: served?.url,
     connection,
     policy,
+    ledger,
     async close() {
       unwatch();
+      ledger?.close();
       await served?.close();
       // Not awaited to the end: a worker that stops must not hang on a release in flight.
       await Promise.race([enforcing, new Promise((r) => setTimeout(r, 2_000).unref())]);
@@ -157,4 +165,21 @@ async function countActive(client: Client, taskQueue: string, metrics: Perimeter
   }
   for (const action of ['block', 'challenge', 'captcha'])
     metrics.active.set({ action }, counts.get(action) ?? 0);
+}
+
+async function openLedger(config: Config, log: (line: string) => void): Promise<GitLedger> {
+  const o = config.ledger!;
+  const ledger = await GitLedger.open({
+    path: o.path,
+    remote: o.remote,
+    branch: o.branch,
+    setPrefix: config.waf.setPrefix,
+    retry: { initialMs: 1_000, maxMs: o.retryMaxMs },
+    log,
+  });
+  log(
+    `ledger: recording changes in ${o.path} (branch ${ledger.branch}${o.remote ? `, pushed to ${o.remote}` : ''})`,
+  );
+  ledger.kick(); // commits a previous worker could not push yet
+  return ledger;
 }

@@ -85,6 +85,8 @@ export interface IncidentCarryOver {
   decision?: DecisionRecord;
   approvalMessage?: { channel: string; ts: string };
   dryRun?: boolean;
+  /** Absent (false) in carry-overs written before the IaC ledger existed. */
+  ledger?: boolean;
   policyNotes?: string[];
   /** Absent in carry-overs written before the policy could require approval. */
   approval?: ApprovalMode;
@@ -188,6 +190,7 @@ export interface PatchCarryOver extends IncidentCarryOver {
   summary: string;
   /** The action the rule has in the web ACL: what the release step takes out. */
   placed?: PatchRuleAction;
+  priority?: number;
 }
 
 export interface PatchStatus {

@@ -9,6 +9,8 @@ export const ErrorTypes = {
   /** The managed IP set or web ACL is missing; `perimeter waf init` fixes it. */
   WafNotProvisioned: 'WAFNonexistentItemException',
   LockConflict: 'WAFOptimisticLockException',
+  /** The IaC ledger's working copy cannot be used as configured (dirty, unwritable, …). */
+  LedgerUnavailable: 'LedgerUnavailable',
 } as const;
 
 /** AWS WAF errors that another attempt cannot fix. */

@@ -62,6 +62,8 @@ export class Incident {
   limits: PolicyLimits | undefined;
   /** Validated under the global dry-run switch: every WAF write of this incident only logs. */
   dryRun = false;
+  /** Validated with an IaC ledger configured: applied and released changes are committed to it. */
+  ledger = false;
   /** Whether a person decides: the detection's wish, or the policy's requirement. */
   approval: ApprovalMode;
   approvalPolicy: ApprovalPolicy | undefined;
@@ -126,6 +128,7 @@ export class Incident {
       this.decision = r.decision;
       this.approvalMessage = r.approvalMessage;
       this.dryRun = r.dryRun ?? false;
+      this.ledger = r.ledger ?? false;
       this.policyNotes = r.policyNotes ?? [];
       if (r.approval) this.approval = r.approval;
       if (r.approvalPolicy) this.approvalPolicy = r.approvalPolicy;
@@ -152,6 +155,7 @@ export class Incident {
       decision: this.decision,
       approvalMessage: this.approvalMessage,
       ...(this.dryRun ? { dryRun: true } : {}),
+      ...(this.ledger ? { ledger: true } : {}),
       ...(this.policyNotes.length > 0 ? { policyNotes: this.policyNotes } : {}),
       approval: this.approval,
       ...(this.approvalPolicy ? { approvalPolicy: this.approvalPolicy } : {}),

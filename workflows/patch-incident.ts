@@ -42,6 +42,8 @@ export class PatchIncident extends Incident {
   summary = '';
   /** The rule's action in the web ACL, recorded before each write: what the release step removes. */
   placed: PatchRuleAction | undefined;
+  /** The rule's priority in the web ACL, once placed (for the ledger). */
+  priority: number | undefined;
   fix: FixRecord | undefined;
 
   constructor(readonly patchInput: VirtualPatchInput) {
@@ -53,6 +55,7 @@ export class PatchIncident extends Incident {
       this.rule = r.rule;
       this.summary = r.summary;
       this.placed = r.placed;
+      this.priority = r.priority;
     }
   }
 
@@ -82,6 +85,7 @@ export class PatchIncident extends Incident {
       rule: this.rule,
       summary: this.summary,
       ...(this.placed ? { placed: this.placed } : {}),
+      ...(this.priority !== undefined ? { priority: this.priority } : {}),
     };
   }
 

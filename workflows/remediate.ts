@@ -27,7 +27,7 @@ import type { SetAction } from '../src/domain/policy';
 import type { IncidentStatus, RemediationInput } from './definitions';
 import { Incident } from './incident';
 import { targetList } from './target-list';
-import { ask, failIfRefused, finish, hold, tellApprover } from './steps';
+import { ask, failIfRefused, finish, hold, record, tellApprover } from './steps';
 
 /**
  * How each step runs. Lean runs (see `Incident.lean`) run the steps that only read — the policy
@@ -116,7 +116,6 @@ export async function remediate(input: RemediationInput): Promise<IncidentStatus
       resumed: incident.carryOver(Object.fromEntries(held)),
     });
   }
-  record(incident); // 7
   return finish(incident);
 }
 
@@ -132,6 +131,7 @@ async function validate(incident: Incident): Promise<void> {
     incident.targets = checked.targets;
     incident.limits = checked.limits;
     if (checked.dryRun) incident.markDryRun();
+    incident.ledger = checked.ledger ?? false;
     for (const note of checked.notes ?? []) incident.note('validate', `policy: ${note}`);
   } catch (err) {
     failIfRefused(incident, err);
@@ -194,6 +194,8 @@ async function apply(incident: Incident, held: Held): Promise<void> {
   // Leave the count set only once the remediation is in place, so nothing slips through unseen.
   await removeFrom(incident, held, 'count');
   incident.enter('active', 'apply', `${action} in place until ${new Date(incident.expiresAt).toISOString()}`);
+  const added = held.get(action) ?? [];
+  if (added.length > 0) await record(incident, 'applied', { kind: 'ip', action, cidrs: added }); // 7
   if (incident.decision) {
     const until = new Date(incident.expiresAt).toISOString();
     tellApprover(incident, { kind: 'decided', decision: incident.decision, state: 'active', action, until });
@@ -203,17 +205,18 @@ async function apply(incident: Incident, held: Held): Promise<void> {
 async function release(incident: Incident, held: Held): Promise<void> {
   if (held.size === 0) return;
   incident.enter('releasing', 'release', `releasing ${[...held.keys()].join(', ')}`);
-  for (const action of [...held.keys()]) await removeFrom(incident, held, action);
+  const removed = [...held.entries()];
+  for (const [action] of removed) await removeFrom(incident, held, action);
   incident.releasedAt = Date.now();
   const request = incident.releaseRequest;
   const why = incident.endedBy ?? (request ? `${request.reason} (${request.by})` : 'TTL ended');
+  for (const [action, cidrs] of removed) {
+    // The count set is the observation window's, not a remediation: the ledger does not hold it.
+    if (action !== 'count' && cidrs.length > 0)
+      await record(incident, 'released', { kind: 'ip', action, cidrs }); // 7
+  }
   incident.enter('released', 'release', `released: ${why}`);
   tellApprover(incident, { kind: 'released', at: new Date().toISOString(), why });
-}
-
-/** Ledger seam: the IaC ledger records applied and released changes here. */
-function record(_incident: Incident): void {
-  // Intentionally empty until the git ledger exists; the timeline is the record meanwhile.
 }
 
 /** Present only when set, so incidents outside dry-run schedule exactly what they always did. */

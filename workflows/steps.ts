@@ -11,8 +11,11 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities, MessageUpdate } from '../activities';
+import type { Activities, LedgerInput, MessageUpdate } from '../activities';
 import type { ApprovalPolicy, IncidentStatus } from './definitions';
+import type { RemediationAction } from '../src/domain/policy';
+import type { PatchSpec } from '../src/domain/virtual-patch';
+import { targetList } from './target-list';
 import { formatDuration } from './durations';
 import type { Incident } from './incident';
 import { ErrorTypes } from './failure-types';
@@ -24,6 +27,82 @@ const noticeOptions: ActivityOptions = {
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 };
 const { postApprovalRequest, updateApprovalMessage } = proxyActivities<Activities>(noticeOptions);
+
+/** Ledger commits: retried while git is busy or slow; a working copy that cannot be used is final. */
+const ledgerOptions: ActivityOptions = {
+  startToCloseTimeout: '1m',
+  scheduleToCloseTimeout: '15m',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    nonRetryableErrorTypes: [ErrorTypes.LedgerUnavailable],
+  },
+};
+const { recordInLedger } = proxyActivities<Activities>(ledgerOptions);
+
+/** The part of a ledger change that says what happened; who, why and when come from the incident. */
+export type LedgerWhat =
+  | { kind: 'ip'; action: RemediationAction; cidrs: string[] }
+  | { kind: 'patch'; findingId: string; spec: PatchSpec; priority: number };
+
+/**
+ * Step 7: the applied or released change, committed to the IaC ledger. The WAF is the
+ * enforcement and the ledger the record: a ledger that fails is noted in the timeline and the
+ * incident goes on.
+ */
+export async function record(
+  incident: Incident,
+  op: 'applied' | 'released',
+  what: LedgerWhat,
+): Promise<void> {
+  if (!incident.ledger) return;
+  const { workflowId, runId } = workflowInfo();
+  const key = what.kind === 'ip' ? what.action : 'rule';
+  const target =
+    what.kind === 'ip' ? `${what.action} ${targetList(what.cidrs)}` : `rule for ${what.findingId}`;
+  const base = {
+    op,
+    changeId: `${workflowId}/${runId}/${op}/${key}`,
+    workflowId,
+    reason: incident.input.reason,
+    approver: approverOf(incident),
+    createdAt: new Date(incident.appliedAt ?? Date.now()).toISOString(),
+    expiresAt: new Date(incident.expiresAt ?? Date.now()).toISOString(),
+  };
+  const input: LedgerInput =
+    what.kind === 'ip'
+      ? { ...base, kind: 'ip', action: what.action, cidrs: what.cidrs }
+      : {
+          ...base,
+          kind: 'patch',
+          findingId: what.findingId,
+          spec: what.spec as unknown as Record<string, unknown>,
+          priority: what.priority,
+        };
+  try {
+    const result = await recordInLedger.executeWithOptions(
+      { ...ledgerOptions, summary: `ledger: ${target} ${op}` },
+      [input],
+    );
+    incident.note(
+      'record',
+      result.commit
+        ? `ledger: ${target} ${op} in commit ${result.commit.slice(0, 12)}`
+        : `ledger: ${target} ${op}: nothing to change`,
+    );
+  } catch (err) {
+    const cause = (err as { cause?: Error }).cause ?? (err as Error);
+    incident.note('record', `ledger: ${target} ${op} NOT recorded: ${cause.message}`);
+  }
+}
+
+/** Who let the change through, in the ledger's words. */
+function approverOf(incident: Incident): string {
+  const d = incident.decision;
+  if (!d) return incident.approval === 'none' ? 'none (no approval required)' : 'none';
+  return d.byDefault ? `${d.by} (no answer in time: policy default)` : d.by;
+}
 
 /**
  * A person decides — Approve, Approve as challenge, or Deny — through the `decide` Update

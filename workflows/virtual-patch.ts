@@ -16,7 +16,7 @@ import type { IncidentStatus, PatchRuleAction, VirtualPatchInput } from './defin
 import { formatDuration } from './durations';
 import { applyOptions, releaseOptions, validateOptions } from './activity-options';
 import { PatchIncident } from './patch-incident';
-import { ask, failIfRefused, finish, hold, tellApprover } from './steps';
+import { ask, failIfRefused, finish, hold, record, tellApprover } from './steps';
 
 const { validateVirtualPatch } = proxyActivities<Activities>(validateOptions);
 const { placePatchRule } = proxyActivities<Activities>(applyOptions);
@@ -53,7 +53,6 @@ export async function virtualPatch(input: VirtualPatchInput): Promise<IncidentSt
   if (next === 'continue-as-new') {
     return continueAsNew<typeof virtualPatch>({ ...input, resumed: patch.carryOverPatch() });
   }
-  // 7: the IaC ledger records the change here once it exists; the timeline is the record meanwhile.
   return finish(patch);
 }
 
@@ -69,6 +68,7 @@ async function validate(patch: PatchIncident): Promise<void> {
     patch.summary = checked.summary;
     patch.limits = checked.limits;
     if (checked.dryRun) patch.markDryRun();
+    patch.ledger = checked.ledger ?? false;
     for (const note of checked.notes ?? []) patch.note('validate', note);
   } catch (err) {
     failIfRefused(patch, err);
@@ -118,6 +118,13 @@ async function apply(patch: PatchIncident): Promise<void> {
     const until = new Date(patch.expiresAt).toISOString();
     tellApprover(patch, { kind: 'decided', decision: patch.decision, state: 'active', action, until });
   }
+  await record(patch, 'applied', ledgerEntry(patch)); // 7
+}
+
+function ledgerEntry(patch: PatchIncident) {
+  const spec = patch.spec;
+  if (!spec) throw new Error('the patch was not validated');
+  return { kind: 'patch' as const, findingId: patch.findingId, spec, priority: patch.priority ?? 0 };
 }
 
 async function release(patch: PatchIncident): Promise<void> {
@@ -127,6 +134,8 @@ async function release(patch: PatchIncident): Promise<void> {
   patch.releasedAt = Date.now();
   const request = patch.releaseRequest;
   const why = patch.endedBy ?? (request ? `${request.reason} (${request.by})` : 'TTL ended');
+  // Only a rule that was applied (blocking) is in the ledger; one only ever counting is not.
+  if (patch.appliedAt !== undefined) await record(patch, 'released', ledgerEntry(patch)); // 7
   patch.enter('released', 'release', `rule removed: ${why}`);
   tellApprover(patch, { kind: 'released', at: new Date().toISOString(), why });
 }
@@ -146,6 +155,7 @@ async function placeRule(patch: PatchIncident, action: PatchRuleAction): Promise
       { spec, action, ...dryRunFlag(patch) },
     ]),
   );
+  if (result.priority !== undefined) patch.priority = result.priority;
   if (result.capacity) {
     const { wcu, limit, source } = result.capacity;
     patch.note(

@@ -22,6 +22,8 @@ import { TargetError } from '../domain/targets';
 import { configuredWaf } from '../waf/client';
 import { ensureWebAcl, initManagedWaf } from '../waf/provision';
 import { wafHealth } from '../waf/status';
+import { compareLedger, formatReport, readLedger, type LiveWaf } from '../ledger/verify';
+import { LedgerError } from '../ledger/ledger';
 import { ensureReconcileSchedule, reconcileNow, reconcileScheduleId } from '../client/reconcile';
 import { duration, print } from './args';
 import { cliConfig, incidentUrl, whoAmI, withTemporal } from './context';
@@ -453,6 +455,32 @@ export function buildProgram(): Command {
       });
     });
 
+  const ledger = program.command('ledger').description('the IaC ledger (PERIMETER_LEDGER_PATH)');
+  ledger
+    .command('verify')
+    .description(
+      'compare the ledger with the live managed sets and virtual-patch rules; exit 1 on differences',
+    )
+    .option('--json', 'machine-readable output: {differences, ledger, waf}')
+    .action(async (o: { json?: boolean }) => {
+      const config = cliConfig();
+      if (!config.ledger) throw new UsageError('no ledger configured: set PERIMETER_LEDGER_PATH');
+      const state = await readLedger(config.ledger.path);
+      const waf = configuredWaf(config.waf);
+      const addresses = Object.fromEntries(
+        await Promise.all(
+          REMEDIATION_ACTIONS.map(async (action) => [action, await waf.gateway.holdings(action)] as const),
+        ),
+      ) as LiveWaf['addresses'];
+      const rules = await waf.patches.list();
+      const patches = rules
+        .filter((r) => r.action !== undefined && r.action !== 'count')
+        .map((r) => r.findingId);
+      const report = compareLedger(state, { addresses, patches }, config.waf.setPrefix);
+      print(o.json ? report : formatReport(report));
+      if (report.differences.length > 0) process.exitCode = 1;
+    });
+
   program
     .command('list')
     .description('active remediations')
@@ -497,7 +525,7 @@ export function explain(err: unknown): { message: string; code: number } {
   if (err instanceof TargetError || err instanceof DurationError || err instanceof UsageError) {
     return { message: err.message, code: 2 };
   }
-  if (err instanceof ConfigError || err instanceof IncidentEndedError)
+  if (err instanceof ConfigError || err instanceof IncidentEndedError || err instanceof LedgerError)
     return { message: err.message, code: 2 };
   if (err instanceof WorkflowUpdateFailedError) {
     return { message: `refused: ${(err.cause as Error | undefined)?.message ?? err.message}`, code: 2 };
