@@ -24,6 +24,10 @@ import { assertPortFree, freePort } from '../dev/services';
 import { incidentUrl } from './context';
 import { remediationTable, setTable, timeline } from './format';
 import { startAndAnnounce, stopOnSignal } from './dev';
+import { cliEnv } from './context';
+import { loadConfig } from '../config';
+import { git } from '../ledger/git';
+import fs from 'node:fs';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 const say = (line = '') => console.log(line);
@@ -51,6 +55,7 @@ function runCliForDemo(stack: DevStack, args: string[]): Promise<void> {
     TEMPORAL_ADDRESS: stack.temporal.address,
     AWS_ENDPOINT_URL_WAFV2: stack.waf.endpoint,
     PERIMETER_TEMPORAL_UI_URL: stack.temporal.uiUrl,
+    ...(stack.config.ledger ? { PERIMETER_LEDGER_PATH: stack.config.ledger.path } : {}),
   };
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'perimeter.js'), ...args], { env });
@@ -245,10 +250,38 @@ async function scenario(stack: DevStack, client: Client): Promise<void> {
 
   step(11, `The incident's story (\`perimeter show ${first.target}\`)`);
   say(timeline(first.workflowId, await incidentStatus(client, first.workflowId)));
+
+  const ledger = config.ledger?.path;
+  if (ledger) {
+    step(12, `The IaC ledger: each applied and released change is a commit in ${ledger}`);
+    const log = await git(ledger, ['log', '--format=%h %s', '-n', '8']);
+    say(log.trimEnd().replace(/^/gm, '   '));
+    say('   `perimeter ledger verify` compares it with the WAF:');
+    await runCliForDemo(stack, ['ledger', 'verify']);
+  }
+}
+
+/**
+ * The demo records its changes in a git working copy of its own (in the state folder) unless
+ * PERIMETER_LEDGER_PATH names one.
+ */
+async function demoEnv(): Promise<Record<string, string | undefined>> {
+  const env = cliEnv();
+  if (env.PERIMETER_LEDGER_PATH) return env;
+  const dir = path.resolve(loadConfig(env).stateDir, 'ledger');
+  if (!fs.existsSync(path.join(dir, '.git'))) {
+    fs.mkdirSync(dir, { recursive: true });
+    await git(dir, ['init', '-q', '-b', 'main']);
+    fs.writeFileSync(path.join(dir, 'README.md'), '# Perimeter ledger (demo)\n');
+    await git(dir, ['add', 'README.md']);
+    await git(dir, ['commit', '-q', '-m', 'ledger: start']);
+  }
+  return { ...env, PERIMETER_LEDGER_PATH: dir };
 }
 
 export async function runDemo(options: { keep: boolean }): Promise<void> {
   const stack = await startAndAnnounce({
+    env: await demoEnv(),
     temporalPort: await portOr(7233),
     uiPort: await portOr(8233),
     wafPort: await portOr(5000),

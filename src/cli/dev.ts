@@ -16,10 +16,12 @@ export interface DevOptions {
   slackPort?: number;
   /** Serves the ingest endpoint here. */
   ingestPort?: number;
+  /** The environment to configure from; default: this process's. */
+  env?: Record<string, string | undefined>;
 }
 
 export async function startAndAnnounce(options: DevOptions): Promise<DevStack> {
-  const env = cliEnv();
+  const env = options.env ?? cliEnv();
   // The worker's start-up chatter (bundling, state changes) hides the stack's own summary.
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const stack = await startDevStack({ ...options, env, log: (line) => console.log(`[dev] ${line}`) });
