@@ -184,6 +184,11 @@ export interface VirtualPatchInput {
   resumed?: PatchCarryOver;
 }
 
+/** The part of a ledger change that says what happened; who, why and when come from the incident. */
+export type LedgerWhat =
+  | { kind: 'ip'; action: RemediationAction; cidrs: string[] }
+  | { kind: 'patch'; findingId: string; spec: PatchSpec; priority: number };
+
 export interface PatchCarryOver extends IncidentCarryOver {
   spec: PatchSpec;
   rule: string;

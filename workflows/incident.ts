@@ -29,6 +29,7 @@ import {
   type Evidence,
   type RemediationAction,
   type IncidentCarryOver,
+  type LedgerWhat,
   type IncidentState,
   type IncidentStatus,
   type RemediationInput,
@@ -321,6 +322,12 @@ export class Incident {
       const expiresAt = started.get(searchAttributes.expiresAt);
       this.published = JSON.stringify(attributeList(state, targets, expiresAt?.getTime()));
     }
+  }
+
+  /** What the ledger holds for this incident while it is applied (an extension rewrites it). */
+  ledgerEntry(): LedgerWhat | undefined {
+    const cidrs = this.held.get(this.action) ?? [];
+    return cidrs.length > 0 ? { kind: 'ip', action: this.action, cidrs } : undefined;
   }
 
   /** Search attributes and current details: what the Temporal UI and `perimeter list` show. */

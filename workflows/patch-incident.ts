@@ -11,6 +11,7 @@ import {
   type FixDeployed,
   type FixRecord,
   type IncidentStatus,
+  type LedgerWhat,
   type PatchCarryOver,
   type PatchRuleAction,
   type PatchSpec,
@@ -87,6 +88,11 @@ export class PatchIncident extends Incident {
       ...(this.placed ? { placed: this.placed } : {}),
       ...(this.priority !== undefined ? { priority: this.priority } : {}),
     };
+  }
+
+  override ledgerEntry(): LedgerWhat | undefined {
+    if (!this.spec || this.appliedAt === undefined) return undefined;
+    return { kind: 'patch', findingId: this.findingId, spec: this.spec, priority: this.priority ?? 0 };
   }
 
   protected override details(): string[] {

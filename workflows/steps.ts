@@ -12,9 +12,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities, LedgerInput, MessageUpdate } from '../activities';
-import type { ApprovalPolicy, IncidentStatus } from './definitions';
-import type { RemediationAction } from '../src/domain/policy';
-import type { PatchSpec } from '../src/domain/virtual-patch';
+import type { ApprovalPolicy, IncidentStatus, LedgerWhat } from './definitions';
 import { targetList } from './target-list';
 import { formatDuration } from './durations';
 import type { Incident } from './incident';
@@ -41,11 +39,6 @@ const ledgerOptions: ActivityOptions = {
 };
 const { recordInLedger } = proxyActivities<Activities>(ledgerOptions);
 
-/** The part of a ledger change that says what happened; who, why and when come from the incident. */
-export type LedgerWhat =
-  | { kind: 'ip'; action: RemediationAction; cidrs: string[] }
-  | { kind: 'patch'; findingId: string; spec: PatchSpec; priority: number };
-
 /**
  * Step 7: the applied or released change, committed to the IaC ledger. The WAF is the
  * enforcement and the ledger the record: a ledger that fails is noted in the timeline and the
@@ -53,12 +46,14 @@ export type LedgerWhat =
  */
 export async function record(
   incident: Incident,
-  op: 'applied' | 'released',
+  op: 'applied' | 'extended' | 'released',
   what: LedgerWhat,
 ): Promise<void> {
   if (!incident.ledger) return;
   const { workflowId, runId } = workflowInfo();
-  const key = what.kind === 'ip' ? what.action : 'rule';
+  const kind = what.kind === 'ip' ? what.action : 'rule';
+  // An extension is a change of its own each time: the new expiry names it.
+  const key = op === 'extended' ? `${kind}/${incident.expiresAt ?? 0}` : kind;
   const target =
     what.kind === 'ip' ? `${what.action} ${targetList(what.cidrs)}` : `rule for ${what.findingId}`;
   const base = {
@@ -163,6 +158,9 @@ export async function hold(incident: Incident): Promise<'release' | 'continue-as
       remaining,
       { summary: `TTL: ${incident.action} until ${new Date(expiry).toISOString()}` },
     );
+    const extended = incident.expiresAt !== expiry && !incident.releaseRequest;
+    const entry = incident.ledgerEntry();
+    if (extended && entry) await record(incident, 'extended', entry);
     if (workflowInfo().continueAsNewSuggested && !incident.releaseRequest) {
       await condition(() => allHandlersFinished() || incident.releaseRequest !== undefined);
       if (!incident.releaseRequest) {

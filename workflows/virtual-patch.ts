@@ -118,13 +118,8 @@ async function apply(patch: PatchIncident): Promise<void> {
     const until = new Date(patch.expiresAt).toISOString();
     tellApprover(patch, { kind: 'decided', decision: patch.decision, state: 'active', action, until });
   }
-  await record(patch, 'applied', ledgerEntry(patch)); // 7
-}
-
-function ledgerEntry(patch: PatchIncident) {
-  const spec = patch.spec;
-  if (!spec) throw new Error('the patch was not validated');
-  return { kind: 'patch' as const, findingId: patch.findingId, spec, priority: patch.priority ?? 0 };
+  const entry = patch.ledgerEntry();
+  if (entry) await record(patch, 'applied', entry); // 7
 }
 
 async function release(patch: PatchIncident): Promise<void> {
@@ -135,7 +130,8 @@ async function release(patch: PatchIncident): Promise<void> {
   const request = patch.releaseRequest;
   const why = patch.endedBy ?? (request ? `${request.reason} (${request.by})` : 'TTL ended');
   // Only a rule that was applied (blocking) is in the ledger; one only ever counting is not.
-  if (patch.appliedAt !== undefined) await record(patch, 'released', ledgerEntry(patch)); // 7
+  const entry = patch.ledgerEntry();
+  if (entry) await record(patch, 'released', entry); // 7
   patch.enter('released', 'release', `rule removed: ${why}`);
   tellApprover(patch, { kind: 'released', at: new Date().toISOString(), why });
 }

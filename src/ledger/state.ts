@@ -63,7 +63,8 @@ export type LedgerChange = IpChange | PatchChange;
 interface ChangeBase {
   /** Unique per change: a retry of the same activity carries the same ID and commits nothing new. */
   changeId: string;
-  op: 'applied' | 'released';
+  /** `extended`: still applied, with a later expiry. */
+  op: 'applied' | 'extended' | 'released';
   workflowId: string;
   reason: string;
   approver: string;
@@ -99,7 +100,7 @@ export function applyChange(state: LedgerState, change: LedgerChange, prefix: st
   const next = structuredClone(state);
   if (change.kind === 'patch') {
     const patches = next.patches.virtual_patches;
-    if (change.op === 'applied') {
+    if (change.op !== 'released') {
       patches[change.findingId] = {
         incident: change.workflowId,
         finding: change.findingId,
@@ -120,7 +121,7 @@ export function applyChange(state: LedgerState, change: LedgerChange, prefix: st
   for (const cidr of change.cidrs) {
     const { family } = parseTarget(cidr);
     const name = ledgerSetName(prefix, change.action, family);
-    if (change.op === 'applied') {
+    if (change.op !== 'released') {
       sets[name] ??= {
         action: change.action,
         ip_address_version: family === 'ipv4' ? 'IPV4' : 'IPV6',
@@ -259,7 +260,7 @@ export function commitMessage(change: LedgerChange): string {
     `Incident: ${change.workflowId}`,
     `Approver: ${change.approver}`,
     `Reason: ${change.reason}`,
-    ...(change.op === 'applied' ? [`Expires: ${change.expiresAt}`] : []),
+    ...(change.op !== 'released' ? [`Expires: ${change.expiresAt}`] : []),
     ...(change.kind === 'ip' && change.cidrs.length > 1 ? [`Targets: ${change.cidrs.length}`] : []),
     '',
     `Perimeter-Change: ${change.changeId}`,

@@ -5,7 +5,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { releaseRemediation, startRemediation, waitUntilSettled } from '../../src/client/remediation';
+import {
+  extendRemediation,
+  releaseRemediation,
+  startRemediation,
+  waitUntilSettled,
+} from '../../src/client/remediation';
 import { retireVirtualPatch, startVirtualPatch, waitForPatchEnd } from '../../src/client/virtual-patch';
 import { git } from '../../src/ledger/git';
 import { IP_SETS_FILE, PATCHES_FILE, type IpSetsFile, type PatchesFile } from '../../src/ledger/state';
@@ -138,6 +143,23 @@ describe('IaC ledger', () => {
     expect(mine).toHaveLength(1);
     expect((await messages()).length).toBe(before + 1);
     await releaseRemediation(stack.client, id, { by: 'jest' });
+  });
+
+  it('rewrites the expiry when an incident is extended', async () => {
+    const ip = pool.v4();
+    const id = await block(ip);
+    await waitFor('committed', async () => (await recorded()).includes(`${ip}/32`));
+    const entry = async () => (await ipSets()).perimeter_ip_sets[blockSet()]?.addresses[`${ip}/32`];
+    const before = await entry();
+    const { expiresAt } = await extendRemediation(stack.client, id, { by: 'oncall', byMs: 1_800_000 });
+    await waitFor('the extension committed', async () => (await entry())?.expires === expiresAt);
+    expect(Date.parse(expiresAt!) - Date.parse(before!.expires)).toBe(1_800_000);
+    expect((await entry())?.created).toBe(before!.created);
+    const [message] = await messages();
+    expect(message).toContain(`perimeter: block ${ip}/32 extended`);
+    expect(message).toContain(`Expires: ${expiresAt}`);
+    await releaseRemediation(stack.client, id, { by: 'jest' });
+    expect(await recorded()).not.toContain(`${ip}/32`);
   });
 
   it('records concurrent incidents in a linear history with none lost', async () => {
