@@ -40,7 +40,7 @@ const SIZES = {
     naiveSeconds: 12,
     sleeping: 10_000,
   },
-  quick: { woe: 30, throughput: 100, campaign: 2_000, separate: 50, naiveSeconds: 3, sleeping: 500 },
+  quick: { woe: 30, throughput: 100, campaign: 2_000, separate: 50, naiveSeconds: 3, sleeping: 200 },
 };
 
 function machine() {
