@@ -8,10 +8,15 @@ export class GitError extends Error {
     readonly code: number | string | undefined,
   ) {
     super(
-      `git ${args[0] ?? ''} failed: ${stderr.trim().split('\n').slice(-3).join(' / ') || `exit ${code}`}`,
+      `git ${command(args)} failed: ${stderr.trim().split('\n').slice(-3).join(' / ') || `exit ${code}`}`,
     );
     this.name = 'GitError';
   }
+}
+
+/** The git command's name among its arguments (`-c key=value` settings come first). */
+function command(args: string[]): string {
+  return args.find((a, i) => !a.startsWith('-') && args[i - 1] !== '-c') ?? '';
 }
 
 const IDENTITY = {
@@ -21,16 +26,26 @@ const IDENTITY = {
   GIT_COMMITTER_EMAIL: 'perimeter@localhost',
 };
 
+/**
+ * Nothing of the host's git set-up may stop a commit: no hooks, no signing (which would ask for a
+ * key), no pager.
+ */
+const SETTINGS = ['-c', 'core.hooksPath=/dev/null', '-c', 'commit.gpgSign=false', '--no-pager'];
+
 export interface GitOptions {
   /** Gives up on a command after this long (a remote that hangs). */
   timeoutMs?: number;
+  /** Extra environment (a temporary index, a commit's original author). */
+  env?: Record<string, string>;
+  /** Written to the command's standard input. */
+  input?: string;
 }
 
 export function git(cwd: string, args: string[], options: GitOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       'git',
-      args,
+      [...SETTINGS, ...args],
       {
         cwd,
         timeout: options.timeoutMs ?? 60_000,
@@ -41,6 +56,7 @@ export function git(cwd: string, args: string[], options: GitOptions = {}): Prom
           // Never ask for a password on a terminal: fail, and let the pusher retry.
           GIT_TERMINAL_PROMPT: '0',
           LC_ALL: 'C',
+          ...options.env,
         },
       },
       (err, stdout, stderr) => {
@@ -52,5 +68,9 @@ export function git(cwd: string, args: string[], options: GitOptions = {}): Prom
         }
       },
     );
+    // Nothing waits on a person's input: without any, standard input is closed at once. A command
+    // that exits before reading it (EPIPE) reports through its exit status, not this stream.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input ?? '');
   });
 }

@@ -248,6 +248,78 @@ describe('pushing', () => {
   });
 });
 
+describe('sharing the ledger', () => {
+  it('two workers on one working copy take turns: every entry, one line of history', async () => {
+    const { work } = await repos();
+    const [a, b] = await Promise.all([open(work), open(work)]);
+    const cidrs = Array.from({ length: 6 }, (_, i) => `198.51.100.${i + 1}/32`);
+    await Promise.all(
+      cidrs.map((cidr, i) =>
+        (i % 2 ? a : b).record(
+          change({ changeId: `${cidr}/applied`, workflowId: `perimeter/ip/${cidr}`, cidrs: [cidr] }),
+        ),
+      ),
+    );
+    expect(addresses(await fileAt(work, 'HEAD', IP_SETS_FILE)).sort()).toEqual([...cidrs].sort());
+    expect(await git(work, ['rev-list', '--count', '--merges', 'HEAD'])).toBe('0\n');
+    expect(await log(work)).toHaveLength(cidrs.length + 1);
+    expect(await git(work, ['status', '--porcelain'])).toBe('');
+  });
+
+  it('two workers with clones of one remote: one applies, the other finds the entry there and releases it', async () => {
+    const { remote, work, other } = await repos();
+    const a = await open(work, remote);
+    const b = await open(other, remote);
+    await a.record(change());
+    await a.push();
+    const release = await b.record(released());
+    expect(release.committed).toBe(true);
+    await b.push();
+    expect(addresses(await fileAt(remote, 'main', IP_SETS_FILE))).toEqual([]);
+    expect(await log(remote, 'main')).toEqual([
+      'perimeter: block 203.0.113.7/32 released',
+      'perimeter: block 203.0.113.7/32 applied',
+      'start',
+    ]);
+    a.close();
+    b.close();
+  });
+
+  it('refuses, retryably, to release an entry it has not seen while the remote cannot be asked', async () => {
+    const { work } = await repos();
+    const gone = path.join(root, `r${++n}-gone.git`);
+    const ledger = await GitLedger.open({
+      path: work,
+      remote: gone,
+      setPrefix: 'perimeter',
+      fetchTimeoutMs: 5_000,
+    });
+    const err = (await ledger.record(released()).catch((e: unknown) => e)) as LedgerError;
+    expect(err).toBeInstanceOf(LedgerError);
+    expect(err.problem).toBe('behind');
+    expect(err.final).toBe(false);
+    expect(await log(work)).toEqual(['start']);
+    ledger.close();
+  });
+
+  it('stops at a hand-made local commit that conflicts with the remote, leaving the branch as it was', async () => {
+    const { remote, work, other } = await repos();
+    const ledger = await open(work, remote);
+    fs.writeFileSync(path.join(other, 'README.md'), '# infrastructure, theirs\n');
+    await git(other, ['commit', '-q', '-am', 'theirs']);
+    await git(other, ['push', '-q', 'origin', 'main']);
+    fs.writeFileSync(path.join(work, 'README.md'), '# infrastructure, mine\n');
+    await git(work, ['commit', '-q', '-am', 'mine']);
+    const before = (await git(work, ['rev-parse', 'HEAD'])).trim();
+
+    const err = (await ledger.record(change()).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/changes files besides the ledger's and conflicts; rebase it by hand/);
+    expect((await git(work, ['rev-parse', 'HEAD'])).trim()).toBe(before);
+    expect(await git(work, ['status', '--porcelain'])).toBe('');
+    ledger.close();
+  });
+});
+
 describe('refusing a working copy it cannot use', () => {
   it('names a missing path', async () => {
     await expect(open(path.join(root, 'nowhere'))).rejects.toThrow(/does not exist/);
@@ -270,11 +342,52 @@ describe('refusing a working copy it cannot use', () => {
       fs.writeFileSync(path.join(work, 'README.md'), '# infrastructure\n');
       return open(work);
     })();
-    fs.writeFileSync(path.join(work, 'notes.txt'), 'new\n'); // appears after start-up
+    fs.writeFileSync(path.join(work, 'README.md'), 'edited after start-up\n');
     const err = (await ledger.record(change()).catch((e: unknown) => e)) as LedgerError;
     expect(err).toBeInstanceOf(LedgerError);
     expect(err.problem).toBe('dirty');
+    expect(err.final).toBe(false); // retried: whoever edited it may commit or discard the edit
     expect(await log(work)).toEqual(['start']);
+    expect(fs.readFileSync(path.join(work, 'README.md'), 'utf8')).toBe('edited after start-up\n');
+  });
+
+  it('leaves files git does not track alone, and records beside them', async () => {
+    const { work } = await repos();
+    fs.writeFileSync(path.join(work, 'notes.txt'), 'mine\n');
+    const ledger = await open(work);
+    expect((await ledger.record(change())).committed).toBe(true);
+    expect(fs.readFileSync(path.join(work, 'notes.txt'), 'utf8')).toBe('mine\n');
+    expect(await git(work, ['show', '--name-only', '--format=', 'HEAD'])).toBe(`${IP_SETS_FILE}\n`);
+  });
+
+  it('refuses a working copy in the middle of a rebase', async () => {
+    const { work } = await repos();
+    const gitDir = (await git(work, ['rev-parse', '--absolute-git-dir'])).trim();
+    fs.mkdirSync(path.join(gitDir, 'rebase-merge'));
+    await expect(open(work)).rejects.toMatchObject({
+      problem: 'busy',
+      message: expect.stringMatching(/middle of a rebase/),
+    });
+  });
+
+  it('waits, rather than commit, while a person has another branch checked out or a rebase half done', async () => {
+    const { work } = await repos();
+    const ledger = await open(work);
+    await git(work, ['checkout', '-q', '-b', 'experiment']);
+    let err = (await ledger.record(change()).catch((e: unknown) => e)) as LedgerError;
+    expect(err).toMatchObject({ problem: 'busy', final: false });
+    expect(err.message).toMatch(/has branch experiment checked out, not main/);
+    await git(work, ['checkout', '-q', 'main']);
+
+    const gitDir = (await git(work, ['rev-parse', '--absolute-git-dir'])).trim();
+    fs.mkdirSync(path.join(gitDir, 'rebase-merge'));
+    err = (await ledger.record(change()).catch((e: unknown) => e)) as LedgerError;
+    expect(err).toMatchObject({ problem: 'busy', final: false });
+    expect(await log(work, 'main')).toEqual(['start']);
+    expect(await log(work, 'experiment')).toEqual(['start']);
+
+    fs.rmSync(path.join(gitDir, 'rebase-merge'), { recursive: true });
+    expect((await ledger.record(change())).committed).toBe(true);
   });
 
   it('refuses a ledger file it cannot write', async () => {
