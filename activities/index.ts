@@ -64,7 +64,13 @@ export interface ActivityDeps {
 }
 
 /** What a workflow reports to the ledger; a patch's rule is written out by the activity. */
-export type LedgerInput = IpChange | (Omit<PatchChange, 'rule' | 'ruleName'> & { priority: number });
+export type LedgerInput =
+  | IpChange
+  | (Omit<PatchChange, 'rule' | 'ruleName'> & {
+      priority: number;
+      /** The rule's action in the web ACL; absent in histories from before it was passed: block. */
+      action?: PatchRuleAction;
+    });
 
 export type ApprovalNotice = Omit<ApprovalRequest, 'url'>;
 
@@ -266,16 +272,23 @@ export function createActivities(deps: ActivityDeps) {
 
     /**
      * Commits the change to the IaC ledger; a retry of the same change commits nothing new. A
-     * ledger that cannot be used (dirty, unwritable) fails for good, saying why; the WAF side
-     * has already happened and stays as it is.
+     * ledger that cannot be used as configured (a missing path, an unwritable file) fails for
+     * good, saying why; one that may clear up (unrelated edits, another worker's lock, a remote
+     * away) is retried. The WAF side has already happened and stays as it is.
      */
     async recordInLedger(input: LedgerInput): Promise<RecordResult> {
-      if (!deps.ledger) return { committed: false, commit: undefined };
+      if (!deps.ledger) {
+        // Validated on a worker with a ledger: another worker of the fleet may have it configured.
+        throw ApplicationFailure.create({
+          type: ErrorTypes.LedgerNotReady,
+          message: 'this worker has no ledger configured (PERIMETER_LEDGER_PATH)',
+        });
+      }
       const change: LedgerChange =
         input.kind === 'ip'
           ? input
           : (() => {
-              const { priority, ...rest } = input;
+              const { priority, action, ...rest } = input;
               const spec = rest.spec as unknown as PatchSpec;
               const ruleName = patchRuleName(deps.setPrefix, spec.findingId);
               // A patch with regexes keeps them in a pattern set of the rule's name.
@@ -284,7 +297,7 @@ export function createActivities(deps: ActivityDeps) {
                 ...rest,
                 ruleName,
                 rule: {
-                  ...buildPatchRule(deps.setPrefix, spec, 'block', priority, patternSet),
+                  ...buildPatchRule(deps.setPrefix, spec, action ?? 'block', priority, patternSet),
                   ...(patternSet
                     ? { RegexPatternSet: { Name: ruleName, Patterns: spec.patterns ?? [] } }
                     : {}),
@@ -296,9 +309,9 @@ export function createActivities(deps: ActivityDeps) {
       } catch (err) {
         if (err instanceof LedgerError) {
           throw ApplicationFailure.create({
-            type: ErrorTypes.LedgerUnavailable,
+            type: err.final ? ErrorTypes.LedgerUnavailable : ErrorTypes.LedgerNotReady,
             message: err.message,
-            nonRetryable: true,
+            nonRetryable: err.final,
           });
         }
         throw err;

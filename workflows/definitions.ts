@@ -187,7 +187,7 @@ export interface VirtualPatchInput {
 /** The part of a ledger change that says what happened; who, why and when come from the incident. */
 export type LedgerWhat =
   | { kind: 'ip'; action: RemediationAction; cidrs: string[] }
-  | { kind: 'patch'; findingId: string; spec: PatchSpec; priority: number };
+  | { kind: 'patch'; findingId: string; spec: PatchSpec; priority: number; action: PatchRuleAction };
 
 export interface PatchCarryOver extends IncidentCarryOver {
   spec: PatchSpec;

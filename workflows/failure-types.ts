@@ -11,6 +11,8 @@ export const ErrorTypes = {
   LockConflict: 'WAFOptimisticLockException',
   /** The IaC ledger's working copy cannot be used as configured (dirty, unwritable, …). */
   LedgerUnavailable: 'LedgerUnavailable',
+  /** The ledger may be usable on another attempt: unrelated edits, another worker's lock, a remote away. */
+  LedgerNotReady: 'LedgerNotReady',
 } as const;
 
 /** AWS WAF errors that another attempt cannot fix. */

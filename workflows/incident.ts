@@ -65,6 +65,11 @@ export class Incident {
   dryRun = false;
   /** Validated with an IaC ledger configured: applied and released changes are committed to it. */
   ledger = false;
+  /** The expiry the ledger was last given: an extension records a new one. */
+  recordedExpiry: number | undefined;
+  /** Ledger commits, one after another in the order they happened; they never hold up the WAF side. */
+  private records: Promise<void> = Promise.resolve();
+  private pendingRecords = 0;
   /** Whether a person decides: the detection's wish, or the policy's requirement. */
   approval: ApprovalMode;
   approvalPolicy: ApprovalPolicy | undefined;
@@ -130,6 +135,8 @@ export class Incident {
       this.approvalMessage = r.approvalMessage;
       this.dryRun = r.dryRun ?? false;
       this.ledger = r.ledger ?? false;
+      // The previous run settled its ledger commits, its last expiry included, before handing over.
+      this.recordedExpiry = r.expiresAt;
       this.policyNotes = r.policyNotes ?? [];
       if (r.approval) this.approval = r.approval;
       if (r.approvalPolicy) this.approvalPolicy = r.approvalPolicy;
@@ -161,6 +168,19 @@ export class Incident {
       approval: this.approval,
       ...(this.approvalPolicy ? { approvalPolicy: this.approvalPolicy } : {}),
     };
+  }
+
+  /** Queues a ledger commit behind the earlier ones; settles when it is done (or noted as missed). */
+  recordInOrder(commit: () => Promise<void>): Promise<void> {
+    this.pendingRecords++;
+    const done = this.records.then(commit).finally(() => void this.pendingRecords--);
+    this.records = done.catch(() => undefined);
+    return done;
+  }
+
+  /** No ledger commit is queued or under way. */
+  recordsSettled(): boolean {
+    return this.pendingRecords === 0;
   }
 
   /** Queues a message edit behind the earlier ones; it never holds up the remediation itself. */

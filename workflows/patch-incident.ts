@@ -92,7 +92,13 @@ export class PatchIncident extends Incident {
 
   override ledgerEntry(): LedgerWhat | undefined {
     if (!this.spec || this.appliedAt === undefined) return undefined;
-    return { kind: 'patch', findingId: this.findingId, spec: this.spec, priority: this.priority ?? 0 };
+    return {
+      kind: 'patch',
+      findingId: this.findingId,
+      spec: this.spec,
+      priority: this.priority ?? 0,
+      action: this.placed && this.placed !== 'count' ? this.placed : this.action,
+    };
   }
 
   protected override details(): string[] {

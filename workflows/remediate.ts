@@ -27,7 +27,7 @@ import type { SetAction } from '../src/domain/policy';
 import type { IncidentStatus, RemediationInput } from './definitions';
 import { Incident } from './incident';
 import { targetList } from './target-list';
-import { ask, failIfRefused, finish, hold, record, tellApprover } from './steps';
+import { ask, failIfRefused, finish, hold, record, recordsInBackground, tellApprover } from './steps';
 
 /**
  * How each step runs. Lean runs (see `Incident.lean`) run the steps that only read — the policy
@@ -195,7 +195,11 @@ async function apply(incident: Incident, held: Held): Promise<void> {
   await removeFrom(incident, held, 'count');
   incident.enter('active', 'apply', `${action} in place until ${new Date(incident.expiresAt).toISOString()}`);
   const added = held.get(action) ?? [];
-  if (added.length > 0) await record(incident, 'applied', { kind: 'ip', action, cidrs: added }); // 7
+  if (added.length > 0) {
+    const background = recordsInBackground(incident);
+    const recorded = record(incident, 'applied', { kind: 'ip', action, cidrs: added }); // 7
+    if (!background) await recorded;
+  }
   if (incident.decision) {
     const until = new Date(incident.expiresAt).toISOString();
     tellApprover(incident, { kind: 'decided', decision: incident.decision, state: 'active', action, until });

@@ -7,7 +7,9 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  patched,
   proxyActivities,
+  TimeoutFailure,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
@@ -40,22 +42,25 @@ const ledgerOptions: ActivityOptions = {
 const { recordInLedger } = proxyActivities<Activities>(ledgerOptions);
 
 /**
- * Step 7: the applied or released change, committed to the IaC ledger. The WAF is the
- * enforcement and the ledger the record: a ledger that fails is noted in the timeline and the
- * incident goes on.
+ * Step 7: the applied, extended or released change, committed to the IaC ledger. The WAF is the
+ * enforcement and the ledger the record: commits queue behind each other and run beside the
+ * incident (the hold's timer does not wait for git), and one that fails is noted in the timeline
+ * while the incident goes on. The returned promise settles when this commit is done or noted.
  */
-export async function record(
+export function record(
   incident: Incident,
   op: 'applied' | 'extended' | 'released',
   what: LedgerWhat,
 ): Promise<void> {
-  if (!incident.ledger) return;
+  if (!incident.ledger) return Promise.resolve();
   const { workflowId, runId } = workflowInfo();
   const kind = what.kind === 'ip' ? what.action : 'rule';
   // An extension is a change of its own each time: the new expiry names it.
   const key = op === 'extended' ? `${kind}/${incident.expiresAt ?? 0}` : kind;
   const target =
     what.kind === 'ip' ? `${what.action} ${targetList(what.cidrs)}` : `rule for ${what.findingId}`;
+  if (op !== 'released') incident.recordedExpiry = incident.expiresAt;
+  // Taken now, not when the commit's turn comes: each commit says what was true when it happened.
   const base = {
     op,
     changeId: `${workflowId}/${runId}/${op}/${key}`,
@@ -74,22 +79,49 @@ export async function record(
           findingId: what.findingId,
           spec: what.spec as unknown as Record<string, unknown>,
           priority: what.priority,
+          action: what.action,
         };
-  try {
-    const result = await recordInLedger.executeWithOptions(
-      { ...ledgerOptions, summary: `ledger: ${target} ${op}` },
-      [input],
-    );
-    incident.note(
-      'record',
-      result.commit
-        ? `ledger: ${target} ${op} in commit ${result.commit.slice(0, 12)}`
-        : `ledger: ${target} ${op}: nothing to change`,
-    );
-  } catch (err) {
-    const cause = (err as { cause?: Error }).cause ?? (err as Error);
-    incident.note('record', `ledger: ${target} ${op} NOT recorded: ${cause.message}`);
+  // Not cancellable: a cancelled incident still releases, and its record must say so.
+  return incident.recordInOrder(() =>
+    CancellationScope.nonCancellable(() =>
+      recordInLedger.executeWithOptions({ ...ledgerOptions, summary: `ledger: ${target} ${op}` }, [input]),
+    ).then(
+      (result) =>
+        incident.note(
+          'record',
+          result.commit
+            ? `ledger: ${target} ${op} in commit ${result.commit.slice(0, 12)}`
+            : `ledger: ${target} ${op}: already as recorded, nothing to commit`,
+        ),
+      (err: unknown) =>
+        incident.note('record', `ledger: ${target} ${op} NOT recorded: ${failureReason(err)}`),
+    ),
+  );
+}
+
+/** Why the ledger activity failed for good, in a line: a timeout names the last attempt's error too. */
+function failureReason(err: unknown): string {
+  const cause = (err as { cause?: Error }).cause ?? (err as Error);
+  if (cause instanceof TimeoutFailure) {
+    const last = (cause as { cause?: Error }).cause?.message;
+    return `gave up after ${ledgerOptions.scheduleToCloseTimeout} of retries${last ? ` (last: ${last})` : ''}`;
   }
+  return cause.message;
+}
+
+/** An extension not yet in the ledger is queued for it; the commit's promise when one was. */
+export function recordExpiry(incident: Incident): Promise<void> | undefined {
+  const entry = incident.ledgerEntry();
+  if (!incident.ledger || !entry || incident.expiresAt === incident.recordedExpiry) return undefined;
+  return record(incident, 'extended', entry);
+}
+
+/**
+ * Whether ledger commits run beside the incident (true for every incident started since) or, as
+ * runs begun before that change did and must when replayed, one by one in its path.
+ */
+export function recordsInBackground(incident: Incident): boolean {
+  return incident.ledger && patched('ledger-background');
 }
 
 /** Who let the change through, in the ledger's words. */
@@ -158,12 +190,21 @@ export async function hold(incident: Incident): Promise<'release' | 'continue-as
       remaining,
       { summary: `TTL: ${incident.action} until ${new Date(expiry).toISOString()}` },
     );
-    const extended = incident.expiresAt !== expiry && !incident.releaseRequest;
-    const entry = incident.ledgerEntry();
-    if (extended && entry) await record(incident, 'extended', entry);
+    if (!incident.releaseRequest) {
+      if (recordsInBackground(incident)) void recordExpiry(incident);
+      else {
+        // As runs begun before: only an extension made during this wait, and in the incident's path.
+        const entry = incident.ledgerEntry();
+        if (incident.expiresAt !== expiry && entry) await record(incident, 'extended', entry);
+      }
+    }
     if (workflowInfo().continueAsNewSuggested && !incident.releaseRequest) {
-      await condition(() => allHandlersFinished() || incident.releaseRequest !== undefined);
-      if (!incident.releaseRequest) {
+      // The new run starts with the ledger up to date: what is queued is committed first.
+      await condition(
+        () => (allHandlersFinished() && incident.recordsSettled()) || incident.releaseRequest !== undefined,
+      );
+      const extendedMeanwhile = recordsInBackground(incident) && recordExpiry(incident) !== undefined;
+      if (!incident.releaseRequest && !extendedMeanwhile) {
         incident.note('hold', `history is long: continuing in a new run (run ${incident.run + 1})`);
         return 'continue-as-new';
       }

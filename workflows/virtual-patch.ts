@@ -16,7 +16,7 @@ import type { IncidentStatus, PatchRuleAction, VirtualPatchInput } from './defin
 import { formatDuration } from './durations';
 import { applyOptions, releaseOptions, validateOptions } from './activity-options';
 import { PatchIncident } from './patch-incident';
-import { ask, failIfRefused, finish, hold, record, tellApprover } from './steps';
+import { ask, failIfRefused, finish, hold, record, recordsInBackground, tellApprover } from './steps';
 
 const { validateVirtualPatch } = proxyActivities<Activities>(validateOptions);
 const { placePatchRule } = proxyActivities<Activities>(applyOptions);
@@ -119,7 +119,11 @@ async function apply(patch: PatchIncident): Promise<void> {
     tellApprover(patch, { kind: 'decided', decision: patch.decision, state: 'active', action, until });
   }
   const entry = patch.ledgerEntry();
-  if (entry) await record(patch, 'applied', entry); // 7
+  if (entry) {
+    const background = recordsInBackground(patch);
+    const recorded = record(patch, 'applied', entry); // 7
+    if (!background) await recorded;
+  }
 }
 
 async function release(patch: PatchIncident): Promise<void> {

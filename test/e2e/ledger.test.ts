@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  decideRemediation,
   extendRemediation,
   releaseRemediation,
   startRemediation,
@@ -224,6 +225,41 @@ describe('IaC ledger', () => {
     expect((await patches())[findingId]).toBeUndefined();
   });
 
+  it('records a patch approved as a challenge with the challenge rule it placed', async () => {
+    const findingId = uniqueName('CVE-2026-');
+    const started = await startVirtualPatch(stack, {
+      findingId,
+      path: '/login',
+      kind: 'xss',
+      field: 'query:next',
+      ttlMs: 60_000,
+      observeMs: 0,
+      approval: 'slack',
+      reason: 'DAST: reflected XSS in next',
+      detector: 'dast',
+      requestedBy: 'jest',
+    });
+    await waitFor(
+      'awaiting approval',
+      async () => (await incidentStatus(stack.client, started.workflowId)).state === 'awaiting-approval',
+    );
+    await decideRemediation(stack.client, started.workflowId, {
+      decision: 'approve-challenge',
+      by: 'U-oncall',
+    });
+    const entry = await waitFor('the patch committed', async () => {
+      const text = await git(work, ['show', `HEAD:${PATCHES_FILE}`]).catch(() => '{"virtual_patches":{}}');
+      return (JSON.parse(text) as PatchesFile).virtual_patches[findingId];
+    });
+    expect(entry).toMatchObject({
+      approver: 'U-oncall',
+      rule: { Name: `${stack.config.waf.setPrefix}-vpatch-${findingId}`, Action: { Challenge: {} } },
+    });
+    expect(entry.rule).not.toHaveProperty('Action.Block');
+    await retireVirtualPatch(stack.client, findingId, { commit: '9a1b2c3', by: 'ci' });
+    await waitForPatchEnd(stack.client, findingId, 20_000);
+  });
+
   it('`ledger verify` agrees with the WAF, then finds a hand edit on either side', async () => {
     const ip = pool.v4();
     const id = await block(ip);
@@ -255,8 +291,42 @@ describe('IaC ledger', () => {
     expect((await verify()).code).toBe(0);
   });
 
-  it('blocks all the same when the working copy stops being usable, and says the ledger missed it', async () => {
-    fs.writeFileSync(path.join(work, 'notes.txt'), 'someone is editing here\n');
+  it("blocks all the same while the working copy has a person's edits, and records once they are gone", async () => {
+    fs.writeFileSync(path.join(work, 'README.md'), '# perimeter infrastructure, being edited\n');
+    const ip = pool.v4();
+    let id = '';
+    try {
+      id = await block(ip);
+      expect(await stack.setContents('block')).toContain(`${ip}/32`);
+      // Retried, not given up on: whoever edits the file will commit or discard the edit.
+      const pending = await waitFor('the ledger step retrying', async () => {
+        const d = await stack.client.workflow.getHandle(id).describe();
+        return d.raw.pendingActivities?.find((a) => (a.attempt ?? 0) >= 2);
+      });
+      expect(pending.activityType?.name).toBe('recordInLedger');
+      expect(pending.lastFailure?.message).toMatch(/edits that are not the perimeter's \(README.md\)/);
+      expect(await recorded()).not.toContain(`${ip}/32`);
+      expect((await incidentStatus(stack.client, id)).state).toBe('active');
+    } finally {
+      fs.writeFileSync(path.join(work, 'README.md'), '# perimeter infrastructure\n');
+    }
+    await waitFor('recorded after the edit went', async () => (await recorded()).includes(`${ip}/32`));
+    const status = await waitFor('the ledger step', async () => {
+      const s = await incidentStatus(stack.client, id);
+      return s.timeline.some((t) => t.step === 'record') ? s : undefined;
+    });
+    expect(status.timeline.find((t) => t.step === 'record')?.message).toMatch(
+      new RegExp(`^ledger: block ${ip}/32 applied in commit [0-9a-f]{12}$`),
+    );
+    await releaseRemediation(stack.client, id, { by: 'jest' });
+    expect(await recorded()).not.toContain(`${ip}/32`);
+  });
+
+  it('blocks all the same when the ledger cannot be read, and says the ledger missed it', async () => {
+    const file = path.join(work, IP_SETS_FILE);
+    const good = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(file, '{ "perimeter_ip_sets": \n');
+    await git(work, ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '-am', 'broken by hand']);
     const ip = pool.v4();
     try {
       const id = await block(ip);
@@ -267,27 +337,25 @@ describe('IaC ledger', () => {
       expect(status.state).toBe('active');
       expect(await stack.setContents('block')).toContain(`${ip}/32`);
       expect(status.timeline.find((t) => t.step === 'record')?.message).toMatch(
-        new RegExp(
-          `ledger: block ${ip}/32 applied NOT recorded: .*edits that are not the perimeter's \\(notes.txt\\)`,
-        ),
+        new RegExp(`^ledger: block ${ip}/32 applied NOT recorded: the ledger in .* not valid JSON`),
       );
       // A non-retryable failure: tried once, not for the next quarter of an hour.
       const history = await stack.client.workflow.getHandle(id).fetchHistory();
       const failed = (history.events ?? []).filter((e) => e.activityTaskFailedEventAttributes);
       expect(failed).toHaveLength(1);
-      expect(await recorded()).not.toContain(`${ip}/32`);
       await releaseRemediation(stack.client, id, { by: 'jest' });
       expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
     } finally {
-      fs.rmSync(path.join(work, 'notes.txt'));
+      fs.writeFileSync(file, good);
+      await git(work, ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '-am', 'fixed by hand']);
     }
   });
 
   it('refuses to start on a working copy with unrelated edits or a missing path, saying why', async () => {
-    fs.writeFileSync(path.join(work, 'notes.txt'), 'unfinished\n');
+    fs.writeFileSync(path.join(work, 'README.md'), 'unfinished\n');
     try {
       await expect(createPerimeterWorker(stack.config, { log: () => undefined })).rejects.toThrow(
-        /has edits that are not the perimeter's \(notes.txt\)/,
+        /has edits that are not the perimeter's \(README.md\)/,
       );
       const cli = await runCli(['worker'], stack.env, 30_000);
       expect(cli.code).toBe(2);
@@ -295,7 +363,7 @@ describe('IaC ledger', () => {
         /perimeter: the ledger working copy .* has edits that are not the perimeter's/,
       );
     } finally {
-      fs.rmSync(path.join(work, 'notes.txt'));
+      fs.writeFileSync(path.join(work, 'README.md'), '# perimeter infrastructure\n');
     }
     const missing = await runCli(
       ['worker'],

@@ -3,10 +3,12 @@
  *   node bin/run-ts.js test/workflows/histories/record.ts          (everything)
  *   node bin/run-ts.js test/workflows/histories/record.ts vpatch   (virtual patches only)
  *   node bin/run-ts.js test/workflows/histories/record.ts lean     (incidents, as lean-*.json)
+ *   node bin/run-ts.js test/workflows/histories/record.ts ledger P (with an IaC ledger, as P*.json)
  * A workflow change is versioned with patched(); record its new histories under a new prefix and
  * keep the old ones, which are what incidents started by earlier versions look like.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { toolPath } from '../../../src/dev/services';
@@ -32,9 +34,12 @@ const detection = {
 type Stack = Awaited<ReturnType<typeof startBenchStack>>;
 type Histories = Record<string, { id: string; runId?: string }>;
 
-/** `vpatch`: record only the virtual-patch histories; `lean`: only the incident ones, under a prefix. */
+/**
+ * `vpatch`: record only the virtual-patch histories; `lean`: only the incident ones, under a
+ * prefix; `ledger <prefix>`: incidents and a patch committed to an IaC ledger, under the prefix.
+ */
 const only = process.argv[2];
-const prefix = only === 'lean' ? 'lean-' : '';
+const prefix = only === 'lean' ? 'lean-' : only === 'ledger' ? (process.argv[3] ?? 'ledger-') : '';
 
 /** The Temporal CLI writes the proto-JSON form that historyFromJSON() reads back. */
 function show(stack: Stack, id: string, runId?: string): string {
@@ -122,14 +127,111 @@ async function recordPatches(stack: Stack, histories: Histories): Promise<void> 
   histories['vpatch-continued-second-run'] = { id: long.workflowId };
 }
 
+/** A git working copy for the ledger, with one commit. */
+function ledgerRepo(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perimeter-record-ledger-'));
+  const run = (...args: string[]) =>
+    execFileSync('git', ['-c', 'user.name=recorder', '-c', 'user.email=recorder@localhost', ...args], {
+      cwd: dir,
+    });
+  run('init', '-q', '-b', 'main');
+  fs.writeFileSync(path.join(dir, 'README.md'), '# recorded\n');
+  run('add', 'README.md');
+  run('commit', '-q', '-m', 'start');
+  return dir;
+}
+
+/** With the ledger: applied, extended, released early; approved as a challenge; a patch retired; a long hold. */
+async function recordLedger(stack: Stack, histories: Histories): Promise<void> {
+  const deps = { client: stack.client, config: stack.config };
+  const [early] = await startRemediation(deps, {
+    ...detection,
+    targets: ['203.0.113.21'],
+    observeMs: 0,
+    ttlMs: 60_000,
+  });
+  await waitUntilSettled(stack.client, early!.workflowId, 15_000);
+  await extendRemediation(stack.client, early!.workflowId, { by: 'recorder', byMs: 60_000 });
+  await releaseRemediation(stack.client, early!.workflowId, { by: 'recorder', reason: 'false positive' });
+  histories['extend-release'] = { id: early!.workflowId };
+
+  const [asked] = await startRemediation(deps, {
+    ...detection,
+    targets: ['203.0.113.22'],
+    observeMs: 0,
+    ttlMs: 60_000,
+    approval: 'slack',
+  });
+  await waitForState(stack, asked!.workflowId, 'awaiting-approval');
+  await decideRemediation(stack.client, asked!.workflowId, { decision: 'approve-challenge', by: 'recorder' });
+  await releaseRemediation(stack.client, asked!.workflowId, { by: 'recorder' });
+  histories['approved-challenge'] = { id: asked!.workflowId };
+
+  const patch = await startVirtualPatch(deps, {
+    path: '/api/search',
+    method: 'GET',
+    field: 'query:q',
+    reason: 'recorded',
+    detector: 'recorder',
+    requestedBy: 'recorder',
+    findingId: 'REC-L1',
+    kind: 'sqli',
+    observeMs: 0,
+    ttlMs: 60_000,
+  });
+  await waitForState(stack, patch.workflowId, 'active');
+  await retireVirtualPatch(stack.client, 'REC-L1', { commit: 'abc1234', by: 'recorder' });
+  await waitForPatchEnd(stack.client, 'REC-L1', 15_000);
+  histories['vpatch-retired'] = { id: patch.workflowId };
+
+  // Extended while held long enough to continue as new: the new run starts with the ledger up to date.
+  const [long] = await startRemediation(deps, {
+    ...detection,
+    targets: ['203.0.113.24'],
+    observeMs: 0,
+    ttlMs: 60_000,
+  });
+  await waitUntilSettled(stack.client, long!.workflowId, 15_000);
+  const handle = stack.client.workflow.getHandle(long!.workflowId);
+  await extendRemediation(stack.client, long!.workflowId, { by: 'recorder', byMs: 60_000 });
+  const firstRun = (await handle.describe()).runId;
+  for (let i = 0; (await handle.describe()).runId === firstRun; i++) {
+    if (i > 200) throw new Error('no continue-as-new');
+    await handle.signal(sightingSignal, {
+      at: new Date().toISOString(),
+      detector: 'recorder',
+      classes: { sqli: 1 },
+    });
+  }
+  await waitUntilSettled(stack.client, long!.workflowId, 15_000);
+  await releaseRemediation(stack.client, long!.workflowId, { by: 'recorder' });
+  const last = JSON.parse(show(stack, long!.workflowId)) as {
+    events: Array<{ workflowExecutionStartedEventAttributes?: { continuedExecutionRunId?: string } }>;
+  };
+  const previous = last.events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+  if (!previous) throw new Error('the long hold did not continue as new');
+  histories['continued-first-run'] = { id: long!.workflowId, runId: previous };
+  histories['continued-second-run'] = { id: long!.workflowId };
+}
+
 async function main(): Promise<void> {
-  const stack = await startBenchStack({ dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 60 } });
+  const ledger = only === 'ledger' ? ledgerRepo() : undefined;
+  const stack = await startBenchStack({
+    dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 60 },
+    ...(ledger ? { env: { PERIMETER_LEDGER_PATH: ledger } } : {}),
+  });
   const deps = { client: stack.client, config: stack.config };
   const handle = (id: string) => stack.client.workflow.getHandle(id);
   const histories: Histories = {};
   try {
     if (only === 'vpatch') {
       await recordPatches(stack, histories);
+      return writeAll(stack, histories);
+    }
+    if (ledger) {
+      await recordLedger(stack, histories);
+      const commits = execFileSync('git', ['rev-list', '--count', 'HEAD'], { cwd: ledger, encoding: 'utf8' });
+      console.log(`ledger: ${commits.trim()} commits`);
       return writeAll(stack, histories);
     }
     // Observed, more evidence, applied, released by the TTL.
@@ -239,6 +341,7 @@ async function main(): Promise<void> {
     writeAll(stack, histories);
   } finally {
     await stack.stop();
+    if (ledger) fs.rmSync(ledger, { recursive: true, force: true });
   }
 }
 
