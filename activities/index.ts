@@ -102,6 +102,23 @@ export interface ValidatedRemediation {
   notes?: string[];
 }
 
+/** What `prepareRemediation` needs: the request, and who approves and who is behind the target. */
+export interface PrepareInput extends ValidateInput {
+  approval: AssessInput['approval'];
+  identity?: AssessInput['identity'];
+}
+
+export interface PreparedRemediation {
+  validated: ValidatedRemediation;
+  context: ContextDecision;
+  /**
+   * The set the incident adds to first, looked at already: what it holds of the targets belongs
+   * to someone else. Absent when there is no add to come right away (an approval first) or the
+   * look failed: the incident then looks itself, just before its add.
+   */
+  look?: { action: SetAction; present: string[] };
+}
+
 export interface ValidatedPatch {
   spec: PatchSpec;
   /** The rule's name in the web ACL. */
@@ -163,46 +180,81 @@ function policyRejected(message: string, problems: string[]): ApplicationFailure
 }
 
 export function createActivities(deps: ActivityDeps) {
-  const gateway = (input: SetChangeInput) => (input.dryRun ? deps.dryRunWaf : deps.waf);
+  const gateway = (input: { dryRun?: boolean }) => (input.dryRun ? deps.dryRunWaf : deps.waf);
+
+  /** Policy check with the worker's limits; a refusal is permanent and says why. */
+  function validateRemediation(input: ValidateInput): ValidatedRemediation {
+    const policy = deps.policy();
+    const limits = withCaps(deps.limits, policy);
+    try {
+      const checked = checkRemediation(input, limits, policy.allowlist);
+      return {
+        targets: checked.targets.map((t) => t.cidr),
+        limits,
+        ...(checked.notes.length > 0 ? { notes: checked.notes } : {}),
+        ...(policy.dryRun ? { dryRun: true } : deps.ledger ? { ledger: true } : {}),
+      };
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      throw policyRejected(err.message, err.problems);
+    }
+  }
+
+  /**
+   * The policy's view of this target: identity (an unreachable service falls back, and says
+   * so), earlier offences, and what they change — action, TTL, approval — each explained.
+   */
+  async function assessContext(input: AssessInput): Promise<ContextDecision> {
+    const a = await assessRemediation(
+      { policy: deps.policy, maxTtlMs: deps.limits.maxTtlMs, countOffences: deps.countOffences },
+      input,
+    );
+    const { approvalTimeoutMs, approvalDefault, ...rest } = a;
+    return a.approval === 'slack'
+      ? {
+          ...rest,
+          approvalPolicy: {
+            ...deps.approval,
+            ...(approvalTimeoutMs !== undefined ? { timeoutMs: approvalTimeoutMs } : {}),
+            ...(approvalDefault ? { onTimeout: approvalDefault } : {}),
+          },
+        }
+      : rest;
+  }
+
   return {
-    /** Policy check with the worker's limits; a refusal is permanent and says why. */
     async validateRemediation(input: ValidateInput): Promise<ValidatedRemediation> {
-      const policy = deps.policy();
-      const limits = withCaps(deps.limits, policy);
-      try {
-        const checked = checkRemediation(input, limits, policy.allowlist);
-        return {
-          targets: checked.targets.map((t) => t.cidr),
-          limits,
-          ...(checked.notes.length > 0 ? { notes: checked.notes } : {}),
-          ...(policy.dryRun ? { dryRun: true } : deps.ledger ? { ledger: true } : {}),
-        };
-      } catch (err) {
-        if (!(err instanceof PolicyError)) throw err;
-        throw policyRejected(err.message, err.problems);
-      }
+      return validateRemediation(input);
     },
 
+    assessContext,
+
     /**
-     * The policy's view of this target: identity (an unreachable service falls back, and says
-     * so), earlier offences, and what they change — action, TTL, approval — each explained.
+     * Everything the incident reads before its first write, in one step: the policy check, the
+     * context, and a look at the set it adds to next (see `PreparedRemediation.look`).
      */
-    async assessContext(input: AssessInput): Promise<ContextDecision> {
-      const a = await assessRemediation(
-        { policy: deps.policy, maxTtlMs: deps.limits.maxTtlMs, countOffences: deps.countOffences },
-        input,
-      );
-      const { approvalTimeoutMs, approvalDefault, ...rest } = a;
-      return a.approval === 'slack'
-        ? {
-            ...rest,
-            approvalPolicy: {
-              ...deps.approval,
-              ...(approvalTimeoutMs !== undefined ? { timeoutMs: approvalTimeoutMs } : {}),
-              ...(approvalDefault ? { onTimeout: approvalDefault } : {}),
-            },
-          }
-        : rest;
+    async prepareRemediation(input: PrepareInput): Promise<PreparedRemediation> {
+      const { approval, identity, ...request } = input;
+      const validated = validateRemediation(request);
+      const context = await assessContext({
+        targets: validated.targets,
+        action: input.action as AssessInput['action'],
+        ttlMs: input.ttlMs,
+        approval,
+        ...(identity ? { identity } : {}),
+      });
+      const action: SetAction | undefined =
+        input.observeMs > 0 ? 'count' : context.approval === 'slack' ? undefined : context.action;
+      if (action === undefined) return { validated, context };
+      try {
+        const { present } = await gateway(validated).check(action, validated.targets, {
+          signal: attemptSignal(),
+        });
+        return { validated, context, look: { action, present } };
+      } catch {
+        // The look is a head start, not a step of its own: the incident retries it before its add.
+        return { validated, context };
+      }
     },
 
     /**

@@ -51,3 +51,14 @@ export const readLocalOptions: LocalActivityOptions = {
   scheduleToCloseTimeout: applyOptions.scheduleToCloseTimeout,
   retry: applyOptions.retry,
 };
+
+/**
+ * A release tried in the workflow task that ends the hold: a few quick attempts, then the
+ * incident hands it to an activity (`releaseOptions`) that retries without end. The deadline
+ * keeps that task short enough to stay with its worker under a queue of writes.
+ */
+export const quickReleaseOptions: LocalActivityOptions = {
+  startToCloseTimeout: '20s',
+  scheduleToCloseTimeout: '45s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 },
+};

@@ -101,6 +101,13 @@ export class Incident {
    * search attributes are written only when they change.
    */
   lean = false;
+  /**
+   * Set by runs newer still: the reads before the first write are one local activity, and a
+   * release runs as a local activity first (remediate.ts).
+   */
+  prepared = false;
+  /** The set the first add goes to, looked at by the preparing step; used once, by that add. */
+  look: { action: SetAction; present: string[] } | undefined;
   private published: string | undefined;
   /** What is applied: the requested action, or a challenge when an approver chose that. */
   action: RemediationAction;
@@ -321,20 +328,25 @@ export class Incident {
     this.timeline.push({ at: new Date().toISOString(), step, message });
   }
 
-  enter(state: IncidentState, step: TimelineStep, message: string): void {
+  /**
+   * `publish: false` changes what the status query and the Update validators see, and leaves
+   * the search attributes as they are (the next publish writes them).
+   */
+  enter(state: IncidentState, step: TimelineStep, message: string, { publish = true } = {}): void {
     // Once a release is accepted the incident reads as releasing until it has ended.
     const ending = state === 'releasing' || FINAL_STATES.includes(state);
     this.state = this.releaseRequest && !ending ? 'releasing' : state;
     this.note(step, message);
-    this.publish();
+    if (publish) this.publish();
   }
 
   /**
    * Keep this run's history short (see `lean`). The search attributes the run was started with
    * count as written: the client sets the same state and targets the first publish would.
    */
-  keepHistoryShort(): void {
+  keepHistoryShort({ prepared = false } = {}): void {
     this.lean = true;
+    this.prepared = prepared;
     const started = workflowInfo().typedSearchAttributes;
     const state = started.get(searchAttributes.state);
     const targets = started.get(searchAttributes.target);

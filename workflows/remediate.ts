@@ -18,6 +18,7 @@ import type { Activities } from '../activities';
 import { formatDuration } from './durations';
 import {
   applyOptions,
+  quickReleaseOptions,
   readLocalOptions,
   releaseOptions,
   validateLocalOptions,
@@ -25,6 +26,7 @@ import {
 } from './activity-options';
 import type { SetAction } from '../src/domain/policy';
 import type { IncidentStatus, RemediationInput } from './definitions';
+import type { ContextDecision, ValidatedRemediation } from '../activities';
 import { Incident } from './incident';
 import { targetList } from './target-list';
 import { ask, failIfRefused, finish, hold, record, recordsInBackground, tellApprover } from './steps';
@@ -32,14 +34,17 @@ import { ask, failIfRefused, finish, hold, record, recordsInBackground, tellAppr
 /**
  * How each step runs. Lean runs (see `Incident.lean`) run the steps that only read — the policy
  * checks and the look at the set — as local activities: a marker in the history each, no task
- * round trip. Writes stay activities: an add is scheduled only once the look before it is in the
- * history (so a task re-run after a crash cannot mistake the incident's own write for someone
- * else's), and scheduling a release first commits the `releasing` state (a detection arriving
- * meanwhile starts a fresh incident) while a release AWS keeps refusing shows its attempts.
+ * round trip; prepared runs (`Incident.prepared`) make those reads one local activity. Adds stay
+ * activities: an add is scheduled only once the look before it is in the history (so a task
+ * re-run after a crash cannot mistake the incident's own write for someone else's). A release
+ * at the end of the TTL is tried first as a local activity in the task the timer wakes; one
+ * that fails, and a release by request, failure or cancellation, commits the `releasing` state
+ * and runs as an activity, retried without end and showing its attempts.
  */
 const STEPS = {
   validateRemediation: { options: validateOptions, local: validateLocalOptions },
   assessContext: { options: validateOptions, local: validateLocalOptions },
+  prepareRemediation: { options: applyOptions, local: readLocalOptions },
   checkIpSet: { options: applyOptions, local: readLocalOptions },
   addToIpSet: { options: applyOptions, local: undefined },
   removeFromIpSet: { options: releaseOptions, local: undefined },
@@ -75,7 +80,9 @@ interface StepFunction<K extends Step, O> {
 
 export async function remediate(input: RemediationInput): Promise<IncidentStatus> {
   const incident = new Incident(input);
-  if (patched('local-steps')) incident.keepHistoryShort();
+  // Newest first: a run records only the first of these that is new to it.
+  if (patched('prepared-steps')) incident.keepHistoryShort({ prepared: true });
+  else if (patched('local-steps')) incident.keepHistoryShort();
   incident.listen();
   /** What this incident put in which set; the release step removes exactly these, nothing else. */
   const held: Held = new Map(Object.entries(input.resumed?.held ?? {}) as Array<[SetAction, string[]]>);
@@ -85,9 +92,13 @@ export async function remediate(input: RemediationInput): Promise<IncidentStatus
     if (!input.resumed) {
       incident.note('detect', `${input.detector}: ${input.reason} (requested by ${input.requestedBy})`);
       incident.publish();
-      await validate(incident); // 1
-      // 1b: identity, history, approval rules (lean runs are newer than that step's patch)
-      if (incident.lean || patched('policy-context')) await weighContext(incident);
+      if (incident.prepared)
+        await prepare(incident); // 1 and 1b in one step
+      else {
+        await validate(incident); // 1
+        // 1b: identity, history, approval rules (lean runs are newer than that step's patch)
+        if (incident.lean || patched('policy-context')) await weighContext(incident);
+      }
       if ((await observe(incident, held)) === 'stand-down') return await finish(incident); // 2
       if ((await ask(incident)) === 'denied') {
         await removeFrom(incident, held, 'count'); // 3
@@ -128,14 +139,19 @@ async function validate(incident: Incident): Promise<void> {
       `policy check: ${input.action} ${targetList(input.targets)}`,
       { targets: input.targets, action: input.action, ttlMs: input.ttlMs, observeMs: input.observeMs },
     );
-    incident.targets = checked.targets;
-    incident.limits = checked.limits;
-    if (checked.dryRun) incident.markDryRun();
-    incident.ledger = checked.ledger ?? false;
-    for (const note of checked.notes ?? []) incident.note('validate', `policy: ${note}`);
+    takeValidated(incident, checked);
   } catch (err) {
     failIfRefused(incident, err);
   }
+}
+
+function takeValidated(incident: Incident, checked: ValidatedRemediation): void {
+  const { input } = incident;
+  incident.targets = checked.targets;
+  incident.limits = checked.limits;
+  if (checked.dryRun) incident.markDryRun();
+  incident.ledger = checked.ledger ?? false;
+  for (const note of checked.notes ?? []) incident.note('validate', `policy: ${note}`);
   incident.note(
     'validate',
     `policy allows ${input.action} of ${targetList(incident.targets, 20)} for ${formatDuration(input.ttlMs)}`,
@@ -152,6 +168,10 @@ async function weighContext(incident: Incident): Promise<void> {
     approval: incident.approval,
     ...(input.identity ? { identity: input.identity } : {}),
   });
+  takeContext(incident, decided);
+}
+
+function takeContext(incident: Incident, decided: ContextDecision): void {
   incident.action = decided.action;
   incident.ttlMs = decided.ttlMs;
   if (decided.approval === 'slack' && incident.approval === 'none' && decided.approvalPolicy) {
@@ -161,6 +181,31 @@ async function weighContext(incident: Incident): Promise<void> {
   incident.policyNotes = decided.explanations;
   for (const line of decided.explanations) incident.note('validate', `policy: ${line}`);
   incident.publish();
+}
+
+/** Steps 1 and 1b, and the look at the set the first add goes to, as one local activity. */
+async function prepare(incident: Incident): Promise<void> {
+  const { input } = incident;
+  try {
+    const prepared = await run(
+      incident,
+      'prepareRemediation',
+      `policy check and context: ${input.action} ${targetList(input.targets)}`,
+      {
+        targets: input.targets,
+        action: input.action,
+        ttlMs: input.ttlMs,
+        observeMs: input.observeMs,
+        approval: incident.approval,
+        ...(input.identity ? { identity: input.identity } : {}),
+      },
+    );
+    takeValidated(incident, prepared.validated);
+    takeContext(incident, prepared.context);
+    incident.look = prepared.look;
+  } catch (err) {
+    failIfRefused(incident, err);
+  }
 }
 
 /** Dry run: the targets sit in the count set while detectors keep reporting sightings. */
@@ -208,9 +253,11 @@ async function apply(incident: Incident, held: Held): Promise<void> {
 
 async function release(incident: Incident, held: Held): Promise<void> {
   if (held.size === 0) return;
-  incident.enter('releasing', 'release', `releasing ${[...held.keys()].join(', ')}`);
   const removed = [...held.entries()];
-  for (const [action] of removed) await removeFrom(incident, held, action);
+  if (!(await releaseQuickly(incident, held))) {
+    incident.enter('releasing', 'release', `releasing ${[...held.keys()].join(', ')}`);
+    for (const [action] of [...held.entries()]) await removeFrom(incident, held, action);
+  }
   incident.releasedAt = Date.now();
   const request = incident.releaseRequest;
   const why = incident.endedBy ?? (request ? `${request.reason} (${request.by})` : 'TTL ended');
@@ -223,6 +270,37 @@ async function release(incident: Incident, held: Held): Promise<void> {
   tellApprover(incident, { kind: 'released', at: new Date().toISOString(), why });
 }
 
+/**
+ * A prepared run whose TTL ended releases in the workflow task the timer wakes, as local
+ * activities: the incident reads as releasing to queries and Updates meanwhile, and clients take
+ * an incident past its expiry as ending. False when that was not tried or did not finish: what
+ * is still held then goes the activity way.
+ */
+async function releaseQuickly(incident: Incident, held: Held): Promise<boolean> {
+  // A release by request was shown as releasing when it was asked for: that must reach the
+  // visibility store before the release runs, as it does when the activity is scheduled.
+  if (!incident.prepared || incident.endedBy !== undefined || incident.releaseRequest) return false;
+  incident.enter('releasing', 'release', `releasing ${[...held.keys()].join(', ')}`, { publish: false });
+  for (const [action, cidrs] of [...held.entries()]) {
+    try {
+      if (cidrs.length > 0) {
+        await localActivities.removeFromIpSet.executeWithOptions(
+          { ...quickReleaseOptions, summary: `remove ${targetList(cidrs)} from ${action} set` },
+          [{ action, cidrs, ...dryRunFlag(incident) }],
+        );
+      }
+      held.delete(action);
+    } catch (err) {
+      incident.note(
+        'release',
+        `release from the ${action} set not done yet (${(err as Error).message}): retrying`,
+      );
+      return false;
+    }
+  }
+  return true;
+}
+
 /** Present only when set, so incidents outside dry-run schedule exactly what they always did. */
 function dryRunFlag(incident: Incident): { dryRun?: true } {
   return incident.dryRun ? { dryRun: true } : {};
@@ -233,12 +311,17 @@ type Held = Map<SetAction, string[]>;
 
 async function addTo(incident: Incident, held: Held, action: SetAction): Promise<void> {
   const cidrs = incident.targets;
+  // The preparing step's look serves the first add only, and only if it is to the set looked at.
+  const look = incident.look?.action === action ? incident.look : undefined;
+  incident.look = undefined;
   // What is already there belongs to someone else (a person, another tool): never ours to remove.
-  const { present } = await run(incident, 'checkIpSet', `check ${action} set for ${targetList(cidrs)}`, {
-    action,
-    cidrs,
-    ...dryRunFlag(incident),
-  });
+  const { present } =
+    look ??
+    (await run(incident, 'checkIpSet', `check ${action} set for ${targetList(cidrs)}`, {
+      action,
+      cidrs,
+      ...dryRunFlag(incident),
+    }));
   const owned = cidrs.filter((c) => !present.includes(c));
   if (present.length > 0) {
     incident.note(

@@ -196,8 +196,8 @@ export async function findOpenIncidents(client: Client, cidrs: string[]): Promis
     const chunk = cidrs.slice(i, i + 100).map((c) => `'${c.replace(/'/g, '')}'`);
     const query = `WorkflowType = 'remediate' AND ExecutionStatus = 'Running' AND PerimeterTarget IN (${chunk.join(', ')})`;
     for await (const wf of client.workflow.list({ query })) {
-      const state = wf.typedSearchAttributes.get(searchAttributes.state) ?? '';
-      if (ENDING_STATES.includes(state)) continue;
+      const sa = wf.typedSearchAttributes;
+      if (isEnding(sa.get(searchAttributes.state) ?? '', sa.get(searchAttributes.expiresAt))) continue;
       for (const t of wf.typedSearchAttributes.get(searchAttributes.target) ?? []) {
         if (wanted.has(t) && !found.has(t)) found.set(t, wf.workflowId);
       }
@@ -251,6 +251,18 @@ async function closesWithin(handle: WorkflowHandle, ms: number): Promise<boolean
 export const ENDING_STATES = ['releasing', 'released', 'stood-down', 'rejected'];
 
 /**
+ * How close to its expiry an active incident counts as ending: its release runs in the task the
+ * timer wakes and shows only once done, so a detection this near joins nothing and starts afresh.
+ */
+export const EXPIRY_MARGIN_MS = 5_000;
+
+/** An incident that will not apply anything any more: an ending state, or active and (almost) expired. */
+export function isEnding(state: string, expiresAt: Date | undefined, now = Date.now()): boolean {
+  if (ENDING_STATES.includes(state)) return true;
+  return state === 'active' && expiresAt !== undefined && expiresAt.getTime() <= now + EXPIRY_MARGIN_MS;
+}
+
+/**
  * Signal-with-start, and find out what happened: started a new incident, or joined the open one.
  * A detection that lands on an incident already on its way out waits for it to close and starts
  * a fresh one — evidence must never vanish into an incident that is releasing.
@@ -292,7 +304,7 @@ export async function signalWithStartIncident(
     const sa = description.typedSearchAttributes;
     const joined = description.memo?.requestId !== requestId;
     const state = sa.get(searchAttributes.state) ?? 'validating';
-    if (joined && ENDING_STATES.includes(state) && attempt < 3) {
+    if (joined && isEnding(state, sa.get(searchAttributes.expiresAt)) && attempt < 3) {
       // Wait for that run (not whatever runs under the ID later) to close — but not forever: a
       // release that AWS keeps refusing is retried without end, and detectors must move on.
       const run = client.workflow.getHandle(workflowId, description.runId);

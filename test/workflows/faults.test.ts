@@ -59,6 +59,11 @@ function slowValidation(a: Activities): Activities {
       if (faults.validateDelayMs) await sleep(faults.validateDelayMs);
       return a.validateRemediation(input);
     },
+    async prepareRemediation(input) {
+      faults.onValidate();
+      if (faults.validateDelayMs) await sleep(faults.validateDelayMs);
+      return a.prepareRemediation(input);
+    },
   };
 }
 
@@ -121,6 +126,33 @@ it('keeps retrying a release that AWS refuses (e.g. a lost permission) until it 
   expect(result.state).toBe('released');
   expect(releaseCalls - before).toBe(3);
   expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+  // Those attempts fit the quick release in the task the TTL timer woke: no activity was needed.
+  const history = await handleOf(s!.workflowId).fetchHistory();
+  const scheduled = history.events?.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name);
+  expect(scheduled?.filter(Boolean)).toEqual(['addToIpSet']);
+});
+
+it('hands a release that keeps failing to an activity, shown as releasing, retried until it succeeds', async () => {
+  const ip = pool.v4();
+  const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 1_000 }));
+  await waitFor('block', async () => (await stack.setContents('block')).includes(`${ip}/32`));
+  const before = releaseCalls;
+  faults.releaseFailures = 5; // three quick attempts, then the activity's first two
+  await waitFor('releasing in the visibility store', async () => {
+    const d = await handleOf(s!.workflowId).describe();
+    return d.typedSearchAttributes.get(searchAttributes.state) === 'releasing';
+  });
+  expect(await stack.setContents('block')).toContain(`${ip}/32`);
+  const result = await handleOf(s!.workflowId).result();
+  expect(result.state).toBe('released');
+  expect(releaseCalls - before).toBe(6);
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+  expect(result.timeline.map((t) => t.message).join('\n')).toMatch(
+    /release from the block set not done yet \(.*not authorized.*\): retrying/,
+  );
+  const history = await handleOf(s!.workflowId).fetchHistory();
+  const scheduled = history.events?.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name);
+  expect(scheduled?.filter(Boolean)).toEqual(['addToIpSet', 'removeFromIpSet']);
 });
 
 it('retries a throttled write, then blocks and releases as usual', async () => {

@@ -54,25 +54,21 @@ describe('remediate workflow', () => {
       .filter((e) => e.activityTaskScheduledEventAttributes || e.timerStartedEventAttributes)
       .map((e) => Buffer.from(e.userMetadata?.summary?.data ?? new Uint8Array()).toString());
     expect(summaries.some((s) => s.includes(`add ${ip}/32 to block set`))).toBe(true);
-    expect(summaries.some((s) => s.includes(`remove ${ip}/32 from block set`))).toBe(true);
     expect(summaries.some((s) => s.startsWith('"TTL: block until'))).toBe(true);
 
-    // Reads run inside the workflow task (a marker each, with its summary); writes are activities.
+    // The reads before the add are one step inside the workflow task (a marker, with its summary),
+    // and so is the release the TTL timer wakes; the add is an activity.
     const events = history.events ?? [];
     const local = events
       .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')
       .map((e) => Buffer.from(e.userMetadata?.summary?.data ?? new Uint8Array()).toString());
-    expect(local).toEqual([
-      `"policy check: block ${ip}/32"`,
-      '"policy: identity, earlier offences, approval rules"',
-      `"check block set for ${ip}/32"`,
-    ]);
+    expect(local).toEqual([`"policy check and context: block ${ip}/32"`, `"remove ${ip}/32 from block set"`]);
     const scheduled = events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name);
-    expect(scheduled.filter(Boolean)).toEqual(['addToIpSet', 'removeFromIpSet']);
-    // Search attributes are written when they change: applying, active, releasing, released (and the
-    // SDK's own record of the workflow's version).
-    expect(events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes)).toHaveLength(5);
-    expect(events.length).toBeLessThanOrEqual(33);
+    expect(scheduled.filter(Boolean)).toEqual(['addToIpSet']);
+    // Search attributes are written when they change: applying, active, released (and the SDK's
+    // own record of the workflow's version).
+    expect(events.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes)).toHaveLength(4);
+    expect(events.length).toBeLessThanOrEqual(25);
   });
 
   it('joins a repeat detection to the open incident instead of blocking twice', async () => {
@@ -99,6 +95,28 @@ describe('remediate workflow', () => {
       runs.push(wf);
     expect(runs).toHaveLength(1);
     await releaseRemediation(stack.client, ip, { by: 'jest' });
+  });
+
+  it('starts a fresh incident for a detection arriving as the open one expires', async () => {
+    const ip = pool.v4();
+    const [first] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 2_000 }));
+    const active = await waitUntilSettled(stack.client, first!.workflowId, 15_000);
+    expect(active.state).toBe('active');
+    const firstRun = (await stack.client.workflow.getHandle(first!.workflowId).describe()).runId;
+    // Within the margin of its expiry: the incident is about to release in its timer's task, so
+    // the detection must not join it (its evidence would go with it).
+    const [again] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 30_000 }));
+    expect(again).toMatchObject({ joined: false, workflowId: first!.workflowId });
+    const fresh = await stack.client.workflow.getHandle(first!.workflowId).describe();
+    expect(fresh.runId).not.toBe(firstRun);
+    const previous = await stack.client.workflow
+      .getHandle<typeof remediate>(first!.workflowId, firstRun)
+      .result();
+    expect(previous.state).toBe('released');
+    await waitUntilSettled(stack.client, first!.workflowId, 15_000);
+    expect((await stack.setContents('block')).filter((a) => a === `${ip}/32`)).toHaveLength(1);
+    await releaseRemediation(stack.client, ip, { by: 'jest' });
+    expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
   });
 
   it('observes in the count set first, then moves the target to the block set', async () => {

@@ -3,6 +3,7 @@
  *   node bin/run-ts.js test/workflows/histories/record.ts          (everything)
  *   node bin/run-ts.js test/workflows/histories/record.ts vpatch   (virtual patches only)
  *   node bin/run-ts.js test/workflows/histories/record.ts lean     (incidents, as lean-*.json)
+ *   node bin/run-ts.js test/workflows/histories/record.ts prepared (incidents, as prepared-*.json)
  *   node bin/run-ts.js test/workflows/histories/record.ts ledger P (with an IaC ledger, as P*.json)
  * A workflow change is versioned with patched(); record its new histories under a new prefix and
  * keep the old ones, which are what incidents started by earlier versions look like.
@@ -35,11 +36,17 @@ type Stack = Awaited<ReturnType<typeof startBenchStack>>;
 type Histories = Record<string, { id: string; runId?: string }>;
 
 /**
- * `vpatch`: record only the virtual-patch histories; `lean`: only the incident ones, under a
- * prefix; `ledger <prefix>`: incidents and a patch committed to an IaC ledger, under the prefix.
+ * `vpatch`: record only the virtual-patch histories; `lean`, `prepared`: only the incident ones,
+ * under that prefix; `ledger <prefix>`: incidents and a patch committed to an IaC ledger, under
+ * the prefix.
  */
 const only = process.argv[2];
-const prefix = only === 'lean' ? 'lean-' : only === 'ledger' ? (process.argv[3] ?? 'ledger-') : '';
+const prefix =
+  only === 'lean' || only === 'prepared'
+    ? `${only}-`
+    : only === 'ledger'
+      ? (process.argv[3] ?? 'ledger-')
+      : '';
 
 /** The Temporal CLI writes the proto-JSON form that historyFromJSON() reads back. */
 function show(stack: Stack, id: string, runId?: string): string {
@@ -248,6 +255,16 @@ async function main(): Promise<void> {
     });
     await handle(ttl!.workflowId).result();
     histories['ttl-release'] = { id: ttl!.workflowId };
+
+    // Applied at once, released by the TTL: the simplest incident.
+    const [simple] = await startRemediation(deps, {
+      ...detection,
+      targets: ['203.0.113.6'],
+      observeMs: 0,
+      ttlMs: 1_500,
+    });
+    await handle(simple!.workflowId).result();
+    histories['simple-ttl-release'] = { id: simple!.workflowId };
 
     // Applied, extended, released early by an operator.
     const [early] = await startRemediation(deps, {
