@@ -111,12 +111,16 @@ export interface PrepareInput extends ValidateInput {
 export interface PreparedRemediation {
   validated: ValidatedRemediation;
   context: ContextDecision;
+}
+
+/** What an add did; `others` only from the add activities of prepared incidents. */
+export interface AddResult extends SetChangeResult {
   /**
-   * The set the incident adds to first, looked at already: what it holds of the targets belongs
-   * to someone else. Absent when there is no add to come right away (an approval first) or the
-   * look failed: the incident then looks itself, just before its add.
+   * The CIDRs the set held before this incident's first write: someone else's, never to be
+   * removed by it. Known exactly on the first attempt, from the state the write itself was made
+   * against; a retry cannot tell its own earlier write from someone else's and reports none.
    */
-  look?: { action: SetAction; present: string[] };
+  others?: string[];
 }
 
 export interface ValidatedPatch {
@@ -229,10 +233,7 @@ export function createActivities(deps: ActivityDeps) {
 
     assessContext,
 
-    /**
-     * Everything the incident reads before its first write, in one step: the policy check, the
-     * context, and a look at the set it adds to next (see `PreparedRemediation.look`).
-     */
+    /** Everything the incident reads before its first write, in one step: the policy check and the context. */
     async prepareRemediation(input: PrepareInput): Promise<PreparedRemediation> {
       const { approval, identity, ...request } = input;
       const validated = validateRemediation(request);
@@ -243,18 +244,7 @@ export function createActivities(deps: ActivityDeps) {
         approval,
         ...(identity ? { identity } : {}),
       });
-      const action: SetAction | undefined =
-        input.observeMs > 0 ? 'count' : context.approval === 'slack' ? undefined : context.action;
-      if (action === undefined) return { validated, context };
-      try {
-        const { present } = await gateway(validated).check(action, validated.targets, {
-          signal: attemptSignal(),
-        });
-        return { validated, context, look: { action, present } };
-      } catch {
-        // The look is a head start, not a step of its own: the incident retries it before its add.
-        return { validated, context };
-      }
+      return { validated, context };
     },
 
     /**
@@ -266,7 +256,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Adds the CIDRs to the action's managed IP sets (read-modify-write with the lock token). */
-    async addToIpSet(input: SetChangeInput): Promise<SetChangeResult> {
+    async addToIpSet(input: SetChangeInput & { reportOthers?: boolean }): Promise<AddResult> {
       // The policy may have changed since validation: an allowlisted range is never written.
       if (input.action !== 'count') {
         for (const cidr of input.cidrs) {
@@ -281,7 +271,8 @@ export function createActivities(deps: ActivityDeps) {
       if (input.startedAt !== undefined && input.action !== 'count' && !input.dryRun) {
         deps.onApplied?.(input.action, (Date.now() - input.startedAt) / 1000);
       }
-      return result;
+      if (!input.reportOthers) return result;
+      return { ...result, others: Context.current().info.attempt === 1 ? result.unchanged : [] };
     },
 
     /** The patch against the worker's caps; a refusal is permanent and says why. */

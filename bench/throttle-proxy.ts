@@ -1,7 +1,9 @@
 /**
  * A stand-in for AWS's write rate in front of the WAF emulator (which has none): write calls
  * (Create*, Update*, Delete*, Put*) beyond `writesPerSecond` get a ThrottlingException, as AWS
- * answers them. It also counts what passes: writes by operation, lock conflicts, throttled calls.
+ * answers them. It also counts what passes: writes by operation, lock conflicts, throttled calls;
+ * and it tells when an address first entered a set: the moment the emulator answered the
+ * UpdateIPSet that carried it (no polling, which would load the emulator it measures).
  */
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +20,8 @@ export interface ThrottleProxy {
   counts: ThrottleCounts;
   /** Writes of one operation (e.g. UpdateIPSet) so far. */
   writes(op: string): number;
+  /** When (performance.now()) an UpdateIPSet that added `cidr` to a set succeeded; waits for it. */
+  added(cidr: string, timeoutMs: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -26,6 +30,24 @@ export async function startThrottleProxy(target: string, writesPerSecond: number
   const counts: ThrottleCounts = { calls: 0, writes: {}, lockConflicts: 0, throttled: 0 };
   const interval = 1000 / writesPerSecond;
   let lastWrite = -Infinity;
+  const addedAt = new Map<string, number>();
+  const waiting = new Map<string, (at: number) => void>();
+  const sawWrite = (body: Buffer) => {
+    const at = performance.now();
+    let addresses: unknown;
+    try {
+      addresses = (JSON.parse(body.toString()) as { Addresses?: unknown }).Addresses;
+    } catch {
+      return;
+    }
+    if (!Array.isArray(addresses)) return;
+    for (const a of addresses) {
+      if (typeof a !== 'string' || addedAt.has(a)) continue;
+      addedAt.set(a, at);
+      waiting.get(a)?.(at);
+      waiting.delete(a);
+    }
+  };
   const server: Server = createServer((req, res) => {
     const op = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? '';
     counts.calls++;
@@ -42,6 +64,8 @@ export async function startThrottleProxy(target: string, writesPerSecond: number
       lastWrite = now;
       counts.writes[op] = (counts.writes[op] ?? 0) + 1;
     }
+    const sent: Buffer[] = [];
+    if (op === 'UpdateIPSet') req.on('data', (c: Buffer) => sent.push(c));
     const forward = request(
       {
         host: upstream.hostname,
@@ -57,6 +81,7 @@ export async function startThrottleProxy(target: string, writesPerSecond: number
           const body = Buffer.concat(chunks);
           if (answer.statusCode === 400 && body.includes('WAFOptimisticLockException'))
             counts.lockConflicts++;
+          if (answer.statusCode === 200 && op === 'UpdateIPSet') sawWrite(Buffer.concat(sent));
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           res.end(body);
         });
@@ -74,6 +99,20 @@ export async function startThrottleProxy(target: string, writesPerSecond: number
     endpoint: `http://127.0.0.1:${port}`,
     counts,
     writes: (op) => counts.writes[op] ?? 0,
+    added: (cidr, timeoutMs) => {
+      const at = addedAt.get(cidr);
+      if (at !== undefined) return Promise.resolve(at);
+      return new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiting.delete(cidr);
+          reject(new Error(`bench: ${cidr} was not added within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiting.set(cidr, (t) => {
+          clearTimeout(timer);
+          resolve(t);
+        });
+      });
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

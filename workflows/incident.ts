@@ -102,12 +102,10 @@ export class Incident {
    */
   lean = false;
   /**
-   * Set by runs newer still: the reads before the first write are one local activity, and a
-   * release runs as a local activity first (remediate.ts).
+   * Set by runs newer still: the reads before the first write are one local activity, an add
+   * tells what was in the set before it, and a release runs as a local activity first (remediate.ts).
    */
   prepared = false;
-  /** The set the first add goes to, looked at by the preparing step; used once, by that add. */
-  look: { action: SetAction; present: string[] } | undefined;
   private published: string | undefined;
   /** What is applied: the requested action, or a challenge when an approver chose that. */
   action: RemediationAction;

@@ -34,8 +34,9 @@ import { ask, failIfRefused, finish, hold, record, recordsInBackground, tellAppr
 /**
  * How each step runs. Lean runs (see `Incident.lean`) run the steps that only read — the policy
  * checks and the look at the set — as local activities: a marker in the history each, no task
- * round trip; prepared runs (`Incident.prepared`) make those reads one local activity. Adds stay
- * activities: an add is scheduled only once the look before it is in the history (so a task
+ * round trip; prepared runs (`Incident.prepared`) make the policy reads one local activity and
+ * skip the look, learning from the add itself what was there before. Adds stay activities: in
+ * lean runs an add is scheduled only once the look before it is in the history (so a task
  * re-run after a crash cannot mistake the incident's own write for someone else's). A release
  * at the end of the TTL is tried first as a local activity in the task the timer wakes; one
  * that fails, and a release by request, failure or cancellation, commits the `releasing` state
@@ -44,7 +45,7 @@ import { ask, failIfRefused, finish, hold, record, recordsInBackground, tellAppr
 const STEPS = {
   validateRemediation: { options: validateOptions, local: validateLocalOptions },
   assessContext: { options: validateOptions, local: validateLocalOptions },
-  prepareRemediation: { options: applyOptions, local: readLocalOptions },
+  prepareRemediation: { options: validateOptions, local: validateLocalOptions },
   checkIpSet: { options: applyOptions, local: readLocalOptions },
   addToIpSet: { options: applyOptions, local: undefined },
   removeFromIpSet: { options: releaseOptions, local: undefined },
@@ -183,7 +184,7 @@ function takeContext(incident: Incident, decided: ContextDecision): void {
   incident.publish();
 }
 
-/** Steps 1 and 1b, and the look at the set the first add goes to, as one local activity. */
+/** Steps 1 and 1b as one local activity. */
 async function prepare(incident: Incident): Promise<void> {
   const { input } = incident;
   try {
@@ -202,7 +203,6 @@ async function prepare(incident: Incident): Promise<void> {
     );
     takeValidated(incident, prepared.validated);
     takeContext(incident, prepared.context);
-    incident.look = prepared.look;
   } catch (err) {
     failIfRefused(incident, err);
   }
@@ -310,35 +310,57 @@ function dryRunFlag(incident: Incident): { dryRun?: true } {
 type Held = Map<SetAction, string[]>;
 
 async function addTo(incident: Incident, held: Held, action: SetAction): Promise<void> {
+  if (incident.prepared) return addReportingOthers(incident, held, action);
   const cidrs = incident.targets;
-  // The preparing step's look serves the first add only, and only if it is to the set looked at.
-  const look = incident.look?.action === action ? incident.look : undefined;
-  incident.look = undefined;
   // What is already there belongs to someone else (a person, another tool): never ours to remove.
-  const { present } =
-    look ??
-    (await run(incident, 'checkIpSet', `check ${action} set for ${targetList(cidrs)}`, {
-      action,
-      cidrs,
-      ...dryRunFlag(incident),
-    }));
+  const { present } = await run(incident, 'checkIpSet', `check ${action} set for ${targetList(cidrs)}`, {
+    action,
+    cidrs,
+    ...dryRunFlag(incident),
+  });
   const owned = cidrs.filter((c) => !present.includes(c));
-  if (present.length > 0) {
-    incident.note(
-      'apply',
-      `already in the ${action} set, not added by this incident (left as found): ${targetList(present, 20)}`,
-    );
-  }
+  leftAsFound(incident, action, present);
   // Recorded before the write: a write that lands but whose answer is lost must still be released.
   held.set(action, owned);
   if (owned.length === 0) return;
+  await write(incident, action, owned);
+}
+
+/**
+ * The add of a prepared run: no look first. The write is made against the set as it is (its
+ * lock token proves that), so its answer says exactly what was there before — someone else's,
+ * left as found. Until that answer, the incident holds every target it asked for: a write that
+ * lands but whose answer is lost is released all the same.
+ */
+async function addReportingOthers(incident: Incident, held: Held, action: SetAction): Promise<void> {
+  const cidrs = incident.targets;
+  held.set(action, cidrs);
+  const { others = [] } = await write(incident, action, cidrs, { reportOthers: true });
+  leftAsFound(incident, action, others);
+  if (others.length > 0)
+    held.set(
+      action,
+      cidrs.filter((c) => !others.includes(c)),
+    );
+}
+
+function leftAsFound(incident: Incident, action: SetAction, present: string[]): void {
+  if (present.length === 0) return;
+  incident.note(
+    'apply',
+    `already in the ${action} set, not added by this incident (left as found): ${targetList(present, 20)}`,
+  );
+}
+
+function write(incident: Incident, action: SetAction, cidrs: string[], extra: { reportOthers?: true } = {}) {
   // Not cancellable: cancelling mid-write would let the write land after the release step ran.
   // The incident's cancellation takes effect at the next step, and then releases this.
-  await CancellationScope.nonCancellable(() =>
-    run(incident, 'addToIpSet', `add ${targetList(owned)} to ${action} set`, {
+  return CancellationScope.nonCancellable(() =>
+    run(incident, 'addToIpSet', `add ${targetList(cidrs)} to ${action} set`, {
       action,
-      cidrs: owned,
+      cidrs,
       ...dryRunFlag(incident),
+      ...extra,
       // The window of exposure is measured from the incident's start (adds happen in its first run).
       startedAt: workflowInfo().runStartTime.getTime(),
     }),
