@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig, type Config } from '../src/config';
-import { freePort } from '../src/dev/services';
+import { freePort, withParentDeathSignal } from '../src/dev/services';
 import { startTemporalServer } from '../src/dev/temporal-server';
 import { startWafEmulator } from '../src/dev/waf-emulator';
 import { configuredWaf } from '../src/waf/client';
@@ -73,7 +73,8 @@ export async function startBenchStack(options: BenchStackOptions = {}): Promise<
   let stopWorker: () => Promise<void>;
   let workerPid: number | undefined;
   if (options.workerProcess) {
-    const child: ChildProcess = spawn(process.execPath, [BIN, 'worker'], {
+    // Ended with this process however it ends (a bench cut short must not leave its worker).
+    const child: ChildProcess = spawn(...withParentDeathSignal(process.execPath, [BIN, 'worker']), {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

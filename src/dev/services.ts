@@ -38,6 +38,11 @@ export interface Service {
   stop(): Promise<void>;
 }
 
+/** `command args` run so that it gets SIGTERM when this process dies, however it dies. */
+export function withParentDeathSignal(command: string, args: string[]): [string, string[]] {
+  return [toolPath('python3'), ['-c', EXEC_WITH_PARENT_DEATH_SIGNAL, command, ...args]];
+}
+
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const child of running) child.kill('SIGTERM');
@@ -51,7 +56,7 @@ export function startService(
 ): Service {
   fs.mkdirSync(path.dirname(options.logFile), { recursive: true });
   const log = fs.openSync(options.logFile, 'a');
-  const child = spawn(toolPath('python3'), ['-c', EXEC_WITH_PARENT_DEATH_SIGNAL, command, ...args], {
+  const child = spawn(...withParentDeathSignal(command, args), {
     stdio: ['ignore', log, log],
     env: options.env ?? process.env,
   });
