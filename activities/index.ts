@@ -113,7 +113,7 @@ export interface PreparedRemediation {
   context: ContextDecision;
 }
 
-/** What an add did; `others` only from the add activities of prepared incidents. */
+/** What an add did, and what it found there (used by prepared incidents). */
 export interface AddResult extends SetChangeResult {
   /**
    * The CIDRs the set held before this incident's first write: someone else's, never to be
@@ -256,7 +256,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Adds the CIDRs to the action's managed IP sets (read-modify-write with the lock token). */
-    async addToIpSet(input: SetChangeInput & { reportOthers?: boolean }): Promise<AddResult> {
+    async addToIpSet(input: SetChangeInput): Promise<AddResult> {
       // The policy may have changed since validation: an allowlisted range is never written.
       if (input.action !== 'count') {
         for (const cidr of input.cidrs) {
@@ -271,7 +271,6 @@ export function createActivities(deps: ActivityDeps) {
       if (input.startedAt !== undefined && input.action !== 'count' && !input.dryRun) {
         deps.onApplied?.(input.action, (Date.now() - input.startedAt) / 1000);
       }
-      if (!input.reportOthers) return result;
       return { ...result, others: Context.current().info.attempt === 1 ? result.unchanged : [] };
     },
 

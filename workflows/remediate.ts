@@ -335,13 +335,12 @@ async function addTo(incident: Incident, held: Held, action: SetAction): Promise
 async function addReportingOthers(incident: Incident, held: Held, action: SetAction): Promise<void> {
   const cidrs = incident.targets;
   held.set(action, cidrs);
-  const { others = [] } = await write(incident, action, cidrs, { reportOthers: true });
+  const { others = [] } = await write(incident, action, cidrs);
   leftAsFound(incident, action, others);
-  if (others.length > 0)
-    held.set(
-      action,
-      cidrs.filter((c) => !others.includes(c)),
-    );
+  held.set(
+    action,
+    cidrs.filter((c) => !others.includes(c)),
+  );
 }
 
 function leftAsFound(incident: Incident, action: SetAction, present: string[]): void {
@@ -352,7 +351,7 @@ function leftAsFound(incident: Incident, action: SetAction, present: string[]): 
   );
 }
 
-function write(incident: Incident, action: SetAction, cidrs: string[], extra: { reportOthers?: true } = {}) {
+function write(incident: Incident, action: SetAction, cidrs: string[]) {
   // Not cancellable: cancelling mid-write would let the write land after the release step ran.
   // The incident's cancellation takes effect at the next step, and then releases this.
   return CancellationScope.nonCancellable(() =>
@@ -360,7 +359,6 @@ function write(incident: Incident, action: SetAction, cidrs: string[], extra: { 
       action,
       cidrs,
       ...dryRunFlag(incident),
-      ...extra,
       // The window of exposure is measured from the incident's start (adds happen in its first run).
       startedAt: workflowInfo().runStartTime.getTime(),
     }),

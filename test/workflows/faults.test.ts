@@ -19,6 +19,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const faults = {
   applyDelayMs: 0,
   applyFailures: 0,
+  /** Writes that land, but whose answer is lost (the activity fails after the write). */
+  applyAnswersLost: 0,
   releaseDelayMs: 0,
   releaseFailures: 0,
   validateDelayMs: 0,
@@ -34,7 +36,12 @@ function faultyGateway(inner: WafGateway): WafGateway {
         throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
       }
       if (faults.applyDelayMs) await sleep(faults.applyDelayMs);
-      return inner.apply(action, cidrs, options);
+      const result = await inner.apply(action, cidrs, options);
+      if (faults.applyAnswersLost > 0) {
+        faults.applyAnswersLost--;
+        throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+      }
+      return result;
     },
     async release(action, cidrs, options) {
       releaseCalls++;
@@ -77,6 +84,7 @@ afterEach(() =>
   Object.assign(faults, {
     applyDelayMs: 0,
     applyFailures: 0,
+    applyAnswersLost: 0,
     releaseDelayMs: 0,
     releaseFailures: 0,
     validateDelayMs: 0,
@@ -195,6 +203,18 @@ it('never removes an address it found already in the set', async () => {
   );
   expect(await stack.setContents('block')).toContain(`${ip}/32`);
   await stack.gateway.release('block', [`${ip}/32`]);
+});
+
+it('releases a block whose first write landed but whose answer was lost', async () => {
+  const ip = pool.v4();
+  faults.applyAnswersLost = 1;
+  const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 1_500 }));
+  await waitFor('block', async () => (await stack.setContents('block')).includes(`${ip}/32`));
+  const result = await handleOf(s!.workflowId).result();
+  expect(result.state).toBe('released');
+  // The retry found its own earlier write in the set: still this incident's, so released.
+  expect(result.timeline.map((t) => t.message).join('\n')).not.toMatch(/left as found/);
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
 });
 
 it('reports a repeat detection as joined, and starts afresh when the open incident is releasing', async () => {
