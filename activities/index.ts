@@ -153,6 +153,12 @@ export interface SetChangeInput {
   dryRun?: boolean;
   /** When the incident started (epoch ms): the window of exposure is measured from here. */
   startedAt?: number;
+  /**
+   * An earlier try of this add may have written it (the workflow task that ran it as a local
+   * activity did not finish): what is in the set now may be the incident's own write, so the add
+   * reports no `others`.
+   */
+  mayHaveWritten?: true;
 }
 
 /**
@@ -271,7 +277,8 @@ export function createActivities(deps: ActivityDeps) {
       if (input.startedAt !== undefined && input.action !== 'count' && !input.dryRun) {
         deps.onApplied?.(input.action, (Date.now() - input.startedAt) / 1000);
       }
-      return { ...result, others: Context.current().info.attempt === 1 ? result.unchanged : [] };
+      const first = Context.current().info.attempt === 1 && !input.mayHaveWritten;
+      return { ...result, others: first ? result.unchanged : [] };
     },
 
     /** The patch against the worker's caps; a refusal is permanent and says why. */

@@ -53,6 +53,17 @@ export const readLocalOptions: LocalActivityOptions = {
 };
 
 /**
+ * An add made in the incident's first workflow task, as a local activity: the same deadlines
+ * and retries as the activity, so a queue of writes behind AWS's write rate is waited out the
+ * same way (the worker keeps the task alive meanwhile).
+ */
+export const addLocalOptions: LocalActivityOptions = {
+  startToCloseTimeout: applyOptions.startToCloseTimeout,
+  scheduleToCloseTimeout: applyOptions.scheduleToCloseTimeout,
+  retry: applyOptions.retry,
+};
+
+/**
  * A release tried in the workflow task that ends the hold: a few quick attempts, then the
  * incident hands it to an activity (`releaseOptions`) that retries without end. The deadline
  * keeps that task short enough to stay with its worker under a queue of writes.

@@ -106,6 +106,20 @@ export class Incident {
    * tells what was in the set before it, and a release runs as a local activity first (remediate.ts).
    */
   prepared = false;
+  /**
+   * Set by runs newer still: an add made in the run's first workflow task, before anything else
+   * has happened, runs as a local activity (remediate.ts `write`).
+   */
+  localFirstAdd = false;
+  /** Set as the incident first waits (observation, approval): later adds are activities. */
+  waited = false;
+  /** Signals delivered so far: with the run's first task, what its history holds before it. */
+  signals = 0;
+  /**
+   * The history length of the run's first workflow task when it is that task's first attempt
+   * (nothing failed or timed out before it); undefined otherwise. See `firstTaskFirstAttempt()`.
+   */
+  private firstTaskLength: number | undefined;
   private published: string | undefined;
   /** What is applied: the requested action, or a challenge when an approver chose that. */
   action: RemediationAction;
@@ -205,7 +219,10 @@ export class Incident {
 
   /** Registers the signal, updates and query. Called first thing, before any await. */
   listen(): void {
-    setHandler(sightingSignal, (s) => this.addSighting(s));
+    setHandler(sightingSignal, (s) => {
+      this.signals++;
+      this.addSighting(s);
+    });
     setHandler(statusQuery, () => this.status());
     setHandler(
       releaseUpdate,
@@ -342,9 +359,10 @@ export class Incident {
    * Keep this run's history short (see `lean`). The search attributes the run was started with
    * count as written: the client sets the same state and targets the first publish would.
    */
-  keepHistoryShort({ prepared = false } = {}): void {
+  keepHistoryShort({ prepared = false, localFirstAdd = false } = {}): void {
     this.lean = true;
     this.prepared = prepared;
+    this.localFirstAdd = localFirstAdd;
     const started = workflowInfo().typedSearchAttributes;
     const state = started.get(searchAttributes.state);
     const targets = started.get(searchAttributes.target);
@@ -352,6 +370,43 @@ export class Incident {
       const expiresAt = started.get(searchAttributes.expiresAt);
       this.published = JSON.stringify(attributeList(state, targets, expiresAt?.getTime()));
     }
+  }
+
+  /**
+   * Called once the handlers are set, before any await. A new run's first task sees in its
+   * history the start, the signals sent with or before it, the task's scheduling and its start:
+   * any other length means something else happened first — an earlier attempt of this task that
+   * failed or timed out (and may have written), a cancellation, a retry or reset of the run.
+   */
+  markFirstTask(): void {
+    const info = workflowInfo();
+    const clean = info.historyLength === 3 + this.signals && info.attempt === 1 && !this.input.resumed;
+    this.firstTaskLength = clean ? info.historyLength : undefined;
+  }
+
+  /**
+   * Whether an add made now runs as a local activity: in a run whose first task started as its
+   * first attempt, before the incident has waited for anything (an observation window, an
+   * approval). Decided from the history, so a replay takes the same path.
+   */
+  addsLocally(): boolean {
+    return this.localFirstAdd && this.firstTaskLength !== undefined && !this.waited;
+  }
+
+  /**
+   * Whether a local add scheduled now may follow an earlier try of it that wrote: true unless
+   * this is the live first attempt of the run's first task (a replay runs a local add afresh
+   * only when the task that ran it did not finish; a longer history means the worker kept a
+   * slow task alive, when nothing is assumed).
+   */
+  localAddMayHaveWritten(): boolean {
+    const info = workflowInfo();
+    return info.unsafe.isReplaying || info.historyLength !== this.firstTaskLength;
+  }
+
+  /** Whether the run's first task was, when it started, its first attempt (see `markFirstTask`). */
+  startedCleanly(): boolean {
+    return this.firstTaskLength !== undefined;
   }
 
   /** What the ledger holds for this incident while it is applied (an extension rewrites it). */

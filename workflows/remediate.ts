@@ -17,6 +17,7 @@ import {
 import type { Activities } from '../activities';
 import { formatDuration } from './durations';
 import {
+  addLocalOptions,
   applyOptions,
   quickReleaseOptions,
   readLocalOptions,
@@ -82,9 +83,11 @@ interface StepFunction<K extends Step, O> {
 export async function remediate(input: RemediationInput): Promise<IncidentStatus> {
   const incident = new Incident(input);
   // Newest first: a run records only the first of these that is new to it.
-  if (patched('prepared-steps')) incident.keepHistoryShort({ prepared: true });
+  if (patched('local-first-add')) incident.keepHistoryShort({ prepared: true, localFirstAdd: true });
+  else if (patched('prepared-steps')) incident.keepHistoryShort({ prepared: true });
   else if (patched('local-steps')) incident.keepHistoryShort();
   incident.listen();
+  incident.markFirstTask();
   /** What this incident put in which set; the release step removes exactly these, nothing else. */
   const held: Held = new Map(Object.entries(input.resumed?.held ?? {}) as Array<[SetAction, string[]]>);
   incident.held = held; // shown by the status query
@@ -217,6 +220,7 @@ async function observe(incident: Incident, held: Held): Promise<'proceed' | 'sta
     return 'proceed';
   }
   await addTo(incident, held, 'count');
+  incident.waited = true;
   incident.enter('observing', 'observe', `counting (not blocking) for ${formatDuration(observeMs)}`);
   const stoodDown = await condition(() => incident.releaseRequest !== undefined, observeMs, {
     summary: `observation window ${formatDuration(observeMs)}`,
@@ -232,7 +236,9 @@ async function observe(incident: Incident, held: Held): Promise<'proceed' | 'sta
 
 async function apply(incident: Incident, held: Held): Promise<void> {
   const { action } = incident;
-  incident.enter('applying', 'apply', `applying ${action}`);
+  // An add written within this task shows nobody `applying` (the search attributes are written
+  // when the task completes): one upsert less.
+  incident.enter('applying', 'apply', `applying ${action}`, { publish: !incident.addsLocally() });
   await addTo(incident, held, action);
   incident.appliedAt = Date.now();
   incident.expiresAt = incident.appliedAt + incident.ttlMs;
@@ -352,17 +358,31 @@ function leftAsFound(incident: Incident, action: SetAction, present: string[]): 
 }
 
 function write(incident: Incident, action: SetAction, cidrs: string[]) {
+  const input = {
+    action,
+    cidrs,
+    ...dryRunFlag(incident),
+    // The window of exposure is measured from the incident's start (adds happen in its first run).
+    startedAt: workflowInfo().runStartTime.getTime(),
+  };
+  const summary = `add ${targetList(cidrs)} to ${action} set`;
   // Not cancellable: cancelling mid-write would let the write land after the release step ran.
   // The incident's cancellation takes effect at the next step, and then releases this.
-  return CancellationScope.nonCancellable(() =>
-    run(incident, 'addToIpSet', `add ${targetList(cidrs)} to ${action} set`, {
-      action,
-      cidrs,
-      ...dryRunFlag(incident),
-      // The window of exposure is measured from the incident's start (adds happen in its first run).
-      startedAt: workflowInfo().runStartTime.getTime(),
-    }),
-  );
+  return CancellationScope.nonCancellable(() => {
+    if (!incident.localFirstAdd) return run(incident, 'addToIpSet', summary, input);
+    if (incident.addsLocally()) {
+      // Early in the incident, before it has waited for anything: written at once, in the task,
+      // no round trip. Should the task that ran it fail or time out after the write landed, the
+      // next attempt is not a first attempt and claims what it finds (below, or as a replay).
+      const claim = incident.localAddMayHaveWritten() ? { mayHaveWritten: true as const } : {};
+      return localActivities.addToIpSet.executeWithOptions({ ...addLocalOptions, summary }, [
+        { ...input, ...claim },
+      ]);
+    }
+    // A first task that did not start cleanly may follow an attempt whose local add landed.
+    const claim = incident.startedCleanly() ? {} : { mayHaveWritten: true as const };
+    return run(incident, 'addToIpSet', summary, { ...input, ...claim });
+  });
 }
 
 async function removeFrom(incident: Incident, held: Held, action: SetAction): Promise<void> {

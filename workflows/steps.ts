@@ -143,6 +143,7 @@ export async function ask(incident: Incident): Promise<'approved' | 'denied'> {
   }
   if (incident.releaseRequest) return 'denied';
   const wait = formatDuration(approvalPolicy.timeoutMs);
+  incident.waited = true;
   incident.enter(
     'awaiting-approval',
     'approve',

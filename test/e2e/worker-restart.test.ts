@@ -1,8 +1,11 @@
 /**
- * Durability: the worker process is killed (SIGKILL) while a block is held; a new worker
- * process picks the incident up from Temporal and releases the block when the TTL ends.
+ * Durability: the worker process is killed (SIGKILL) while a block is held, or while the block's
+ * first write has landed but not been answered; a new worker process picks the incident up from
+ * Temporal and releases the block when the TTL ends.
  */
 import type { ChildProcess } from 'node:child_process';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startRemediation, waitUntilSettled } from '../../src/client/remediation';
 import type { remediate } from '../../workflows/remediate';
 import { spawnCli } from '../helpers/cli';
@@ -19,8 +22,8 @@ afterAll(async () => {
   await stack?.close();
 });
 
-function startWorkerProcess() {
-  const worker = spawnCli(['worker'], stack.env);
+function startWorkerProcess(env: Record<string, string> = {}) {
+  const worker = spawnCli(['worker'], { ...stack.env, ...env });
   workers.push(worker);
   return worker;
 }
@@ -62,3 +65,93 @@ it('releases the block on time after the worker is killed and a new one starts',
   expect(result.state).toBe('released');
   expect(Date.parse(result.releasedAt ?? '')).toBeGreaterThanOrEqual(expiresAt);
 });
+
+/**
+ * In front of the emulator: passes everything on, but an UpdateIPSet that carries `cidr` is
+ * written and its answer withheld — the worker never learns that its write landed.
+ */
+async function answerLostFor(cidr: string, target: string) {
+  const upstream = new URL(target);
+  let landed: () => void = () => undefined;
+  const written = new Promise<void>((resolve) => (landed = resolve));
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const withheld =
+        String(req.headers['x-amz-target'] ?? '').endsWith('.UpdateIPSet') && body.includes(cidr);
+      const forward = request(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          path: req.url,
+          method: req.method,
+          headers: req.headers,
+        },
+        (answer) => {
+          const parts: Buffer[] = [];
+          answer.on('data', (c: Buffer) => parts.push(c));
+          answer.on('end', () => {
+            if (withheld && answer.statusCode === 200) return landed(); // no answer, ever
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            res.end(Buffer.concat(parts));
+          });
+        },
+      );
+      forward.on('error', (err) => res.writeHead(502).end(String(err)));
+      forward.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    written,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+it('releases a block whose first write landed just before the worker died', async () => {
+  const ip = '192.0.2.201';
+  // Only the worker about to die may take the incident's first task.
+  for (const w of workers) w.kill('SIGKILL');
+  await Promise.all(workers.map(exited));
+  const proxy = await answerLostFor(`${ip}/32`, stack.env.AWS_ENDPOINT_URL_WAFV2 ?? '');
+  try {
+    const first = startWorkerProcess({ AWS_ENDPOINT_URL_WAFV2: proxy.endpoint });
+    const [started] = await startRemediation(
+      { client: stack.client, config: stack.config },
+      buildDetection({ targets: [ip], ttlMs: 3_000 }),
+    );
+    // The add runs inside the incident's first workflow task: it lands, the worker dies before
+    // it hears so, and that task never completes.
+    await proxy.written;
+    expect(await stack.setContents('block')).toContain(`${ip}/32`);
+    first.kill('SIGKILL');
+    await exited(first);
+
+    // The task's next attempt, on a new worker, finds the address in the set. It cannot tell its
+    // own write from someone else's, so it counts it as its own: released at the end of the TTL.
+    startWorkerProcess();
+    const handle = stack.client.workflow.getHandle<typeof remediate>(started!.workflowId);
+    const result = await handle.result();
+    expect(result.state).toBe('released');
+    expect(result.timeline.map((t) => t.message).join('\n')).not.toMatch(/left as found/);
+    expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+    const events = (await handle.fetchHistory()).events ?? [];
+    expect(
+      events.some((e) => e.workflowTaskTimedOutEventAttributes || e.workflowTaskFailedEventAttributes),
+    ).toBe(true);
+    // The retry went the activity way, and claimed what it found.
+    const adds = events.filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'addToIpSet',
+    );
+    expect(adds).toHaveLength(1);
+  } finally {
+    await proxy.close();
+  }
+}, 60_000);
