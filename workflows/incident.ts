@@ -117,7 +117,7 @@ export class Incident {
   signals = 0;
   /**
    * The history length of the run's first workflow task when it is that task's first attempt
-   * (nothing failed or timed out before it); undefined otherwise. See `firstTaskFirstAttempt()`.
+   * (nothing failed or timed out before it); undefined otherwise. See `markFirstTask()`.
    */
   private firstTaskLength: number | undefined;
   private published: string | undefined;
