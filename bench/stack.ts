@@ -39,8 +39,12 @@ export interface BenchStackOptions {
 
 const BIN = path.resolve(__dirname, '..', 'bin', 'perimeter.js');
 
+let runtimeInstalled = false;
+
 export async function startBenchStack(options: BenchStackOptions = {}): Promise<BenchStack> {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  // Once per process, before its first worker: each section's stack reuses it.
+  if (!runtimeInstalled) Runtime.install({ logger: new DefaultLogger('ERROR') });
+  runtimeInstalled = true;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perimeter-bench-'));
   const [temporal, waf] = await Promise.all([
     freePort().then((port) =>

@@ -25,7 +25,19 @@ export interface ThrottleProxy {
   close(): Promise<void>;
 }
 
-export async function startThrottleProxy(target: string, writesPerSecond: number): Promise<ThrottleProxy> {
+export interface ThrottleProxyOptions {
+  /**
+   * For fault tests: an UpdateIPSet whose body this matches is written, and its answer withheld
+   * for good — the writer never learns that its write landed.
+   */
+  withholdAnswer?: (body: Buffer) => boolean;
+}
+
+export async function startThrottleProxy(
+  target: string,
+  writesPerSecond: number,
+  options: ThrottleProxyOptions = {},
+): Promise<ThrottleProxy> {
   const upstream = new URL(target);
   const counts: ThrottleCounts = { calls: 0, writes: {}, lockConflicts: 0, throttled: 0 };
   const interval = 1000 / writesPerSecond;
@@ -81,7 +93,11 @@ export async function startThrottleProxy(target: string, writesPerSecond: number
           const body = Buffer.concat(chunks);
           if (answer.statusCode === 400 && body.includes('WAFOptimisticLockException'))
             counts.lockConflicts++;
-          if (answer.statusCode === 200 && op === 'UpdateIPSet') sawWrite(Buffer.concat(sent));
+          if (answer.statusCode === 200 && op === 'UpdateIPSet') {
+            const written = Buffer.concat(sent);
+            sawWrite(written);
+            if (options.withholdAnswer?.(written)) return;
+          }
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           res.end(body);
         });

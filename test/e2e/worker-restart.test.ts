@@ -4,10 +4,9 @@
  * Temporal and releases the block when the TTL ends.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { startRemediation, waitUntilSettled } from '../../src/client/remediation';
 import type { remediate } from '../../workflows/remediate';
+import { startThrottleProxy } from '../../bench/throttle-proxy';
 import { spawnCli } from '../helpers/cli';
 import { buildDetection, openTestStack, waitFor, type TestStack } from '../helpers/stack';
 
@@ -66,61 +65,16 @@ it('releases the block on time after the worker is killed and a new one starts',
   expect(Date.parse(result.releasedAt ?? '')).toBeGreaterThanOrEqual(expiresAt);
 });
 
-/**
- * In front of the emulator: passes everything on, but an UpdateIPSet that carries `cidr` is
- * written and its answer withheld — the worker never learns that its write landed.
- */
-async function answerLostFor(cidr: string, target: string) {
-  const upstream = new URL(target);
-  let landed: () => void = () => undefined;
-  const written = new Promise<void>((resolve) => (landed = resolve));
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const withheld =
-        String(req.headers['x-amz-target'] ?? '').endsWith('.UpdateIPSet') && body.includes(cidr);
-      const forward = request(
-        {
-          host: upstream.hostname,
-          port: upstream.port,
-          path: req.url,
-          method: req.method,
-          headers: req.headers,
-        },
-        (answer) => {
-          const parts: Buffer[] = [];
-          answer.on('data', (c: Buffer) => parts.push(c));
-          answer.on('end', () => {
-            if (withheld && answer.statusCode === 200) return landed(); // no answer, ever
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            res.end(Buffer.concat(parts));
-          });
-        },
-      );
-      forward.on('error', (err) => res.writeHead(502).end(String(err)));
-      forward.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    written,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 it('releases a block whose first write landed just before the worker died', async () => {
   const ip = '192.0.2.201';
   // Only the worker about to die may take the incident's first task.
   for (const w of workers) w.kill('SIGKILL');
   await Promise.all(workers.map(exited));
-  const proxy = await answerLostFor(`${ip}/32`, stack.env.AWS_ENDPOINT_URL_WAFV2 ?? '');
+  // In front of the emulator: the UpdateIPSet that carries the address is written, and its
+  // answer withheld.
+  const proxy = await startThrottleProxy(stack.env.AWS_ENDPOINT_URL_WAFV2 ?? '', 100_000, {
+    withholdAnswer: (body) => body.includes(`"${ip}/32"`),
+  });
   try {
     const first = startWorkerProcess({ AWS_ENDPOINT_URL_WAFV2: proxy.endpoint });
     const [started] = await startRemediation(
@@ -129,7 +83,7 @@ it('releases a block whose first write landed just before the worker died', asyn
     );
     // The add runs inside the incident's first workflow task: it lands, the worker dies before
     // it hears so, and that task never completes.
-    await proxy.written;
+    await proxy.added(`${ip}/32`, 30_000);
     expect(await stack.setContents('block')).toContain(`${ip}/32`);
     first.kill('SIGKILL');
     await exited(first);
