@@ -113,8 +113,6 @@ export class Incident {
   localFirstAdd = false;
   /** Set as the incident first waits (observation, approval): later adds are activities. */
   waited = false;
-  /** Signals delivered so far: with the run's first task, what its history holds before it. */
-  signals = 0;
   /**
    * The history length of the run's first workflow task when it is that task's first attempt
    * (nothing failed or timed out before it); undefined otherwise. See `markFirstTask()`.
@@ -219,10 +217,7 @@ export class Incident {
 
   /** Registers the signal, updates and query. Called first thing, before any await. */
   listen(): void {
-    setHandler(sightingSignal, (s) => {
-      this.signals++;
-      this.addSighting(s);
-    });
+    setHandler(sightingSignal, (s) => this.addSighting(s));
     setHandler(statusQuery, () => this.status());
     setHandler(
       releaseUpdate,
@@ -377,10 +372,12 @@ export class Incident {
    * history the start, the signals sent with or before it, the task's scheduling and its start:
    * any other length means something else happened first — an earlier attempt of this task that
    * failed or timed out (and may have written), a cancellation, a retry or reset of the run.
+   * Each signal so far is one sighting (a new run's evidence starts empty).
    */
   markFirstTask(): void {
     const info = workflowInfo();
-    const clean = info.historyLength === 3 + this.signals && info.attempt === 1 && !this.input.resumed;
+    const signals = this.evidence.sightings;
+    const clean = !this.input.resumed && info.attempt === 1 && info.historyLength === 3 + signals;
     this.firstTaskLength = clean ? info.historyLength : undefined;
   }
 

@@ -369,7 +369,6 @@ function write(incident: Incident, action: SetAction, cidrs: string[]) {
   // Not cancellable: cancelling mid-write would let the write land after the release step ran.
   // The incident's cancellation takes effect at the next step, and then releases this.
   return CancellationScope.nonCancellable(() => {
-    if (!incident.localFirstAdd) return run(incident, 'addToIpSet', summary, input);
     if (incident.addsLocally()) {
       // Early in the incident, before it has waited for anything: written at once, in the task,
       // no round trip. Should the task that ran it fail or time out after the write landed, the
@@ -379,8 +378,9 @@ function write(incident: Incident, action: SetAction, cidrs: string[]) {
         { ...input, ...claim },
       ]);
     }
-    // A first task that did not start cleanly may follow an attempt whose local add landed.
-    const claim = incident.startedCleanly() ? {} : { mayHaveWritten: true as const };
+    // A run whose first task did not start cleanly may follow an attempt whose local add landed.
+    const claim =
+      incident.localFirstAdd && !incident.startedCleanly() ? { mayHaveWritten: true as const } : {};
     return run(incident, 'addToIpSet', summary, { ...input, ...claim });
   });
 }
