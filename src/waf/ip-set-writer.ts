@@ -58,8 +58,16 @@ type Outcome = { changed: string[]; unchanged: string[] } | { refused: number };
 
 interface SetState {
   addresses: string[];
+  /** Each address's canonical form, in the same order (computed once per read, kept per write). */
+  keys: string[];
+  /** The canonical forms, for membership. */
+  index: Set<string>;
   lockToken: string;
   description: string | undefined;
+}
+
+function setState(addresses: string[], keys: string[], lockToken: string, description: string | undefined): SetState {
+  return { addresses, keys, index: new Set(keys), lockToken, description };
 }
 
 export interface IpSetWriterOptions {
@@ -104,9 +112,19 @@ export class IpSetWriter {
 
   /** The set's addresses as this writer last wrote them, or as read now. */
   async contents(): Promise<string[]> {
+    return (await this.known()).addresses;
+  }
+
+  /** Which of these canonical CIDRs the set holds, as this writer last wrote it or as read now. */
+  async holding(cidrs: string[]): Promise<string[]> {
+    const { index } = await this.known();
+    return cidrs.filter((c) => index.has(c));
+  }
+
+  private async known(): Promise<SetState> {
     // A read is as good as a write's answer: its lock token lets the next write skip reading again.
     this.cache ??= await this.read(await this.o.resolve(false));
-    return this.cache.addresses;
+    return this.cache;
   }
 
   /** An upper bound of the set's size once the queued changes are written. */
@@ -177,7 +195,7 @@ export class IpSetWriter {
         this.o.stats.writes++;
         this.o.stats.changes += batch.length;
         this.cache = out.NextLockToken
-          ? { addresses: merged.next, lockToken: out.NextLockToken, description: state.description }
+          ? setState(merged.next, merged.keys, out.NextLockToken, state.description)
           : undefined;
         return this.settle(batch, merged.outcomes, true, conflicts);
       } catch (err) {
@@ -220,32 +238,49 @@ export class IpSetWriter {
   private merge(
     state: SetState,
     batch: Pending[],
-  ): { next: string[]; changed: boolean; outcomes: Outcome[] } {
+  ): { next: string[]; keys: string[]; changed: boolean; outcomes: Outcome[] } {
+    // The set's canonical forms are known from the read (or the last write): a batch costs its
+    // own changes plus one copy of the list, not a parse of every address in the set.
     const next = [...state.addresses];
-    const present = new Set(next.map(canonical));
+    const keys = [...state.keys];
+    const added = new Set<string>();
+    const removed = new Set<string>();
+    const present = (c: string) => added.has(c) || (state.index.has(c) && !removed.has(c));
     let changed = false;
     const outcomes = batch.map((p): Outcome => {
       const { kind, cidrs } = p.op;
       if (kind === 'add') {
-        const add = cidrs.filter((c) => !present.has(c));
+        const add = cidrs.filter((c) => !present(c));
         if (next.length + add.length > this.o.capacity) return { refused: add.length };
         for (const c of add) {
-          present.add(c);
+          added.add(c);
           next.push(c);
+          keys.push(c);
         }
         changed ||= add.length > 0;
         return { changed: add, unchanged: cidrs.filter((c) => !add.includes(c)) };
       }
-      const gone = cidrs.filter((c) => present.has(c));
+      const gone = cidrs.filter((c) => present(c));
       if (gone.length > 0) {
         const drop = new Set(gone);
-        for (let i = next.length - 1; i >= 0; i--) if (drop.has(canonical(next[i] ?? ''))) next.splice(i, 1);
-        for (const c of gone) present.delete(c);
+        let kept = 0;
+        for (let i = 0; i < next.length; i++) {
+          if (drop.has(keys[i] ?? '')) continue;
+          next[kept] = next[i] ?? '';
+          keys[kept] = keys[i] ?? '';
+          kept++;
+        }
+        next.length = kept;
+        keys.length = kept;
+        for (const c of gone) {
+          added.delete(c);
+          removed.add(c);
+        }
         changed = true;
       }
       return { changed: gone, unchanged: cidrs.filter((c) => !gone.includes(c)) };
     });
-    return { next, changed, outcomes };
+    return { next, keys, changed, outcomes };
   }
 
   /** Settles every caller with what its own change did (outcomes are in batch order). */
@@ -284,10 +319,7 @@ export class IpSetWriter {
     this.o.stats.reads++;
     if (!out.LockToken)
       throw new WafError('WAFInternalErrorException', `GetIPSet ${ref.Name} returned no lock token`);
-    return {
-      addresses: out.IPSet?.Addresses ?? [],
-      lockToken: out.LockToken,
-      description: out.IPSet?.Description || undefined,
-    };
+    const addresses = out.IPSet?.Addresses ?? [];
+    return setState(addresses, addresses.map(canonical), out.LockToken, out.IPSet?.Description || undefined);
   }
 }

@@ -158,7 +158,7 @@ export class Wafv2Gateway implements WafGateway {
     // fresh read before calling it a no-op), so no address lands in two shards.
     const home = new Map<string, string>();
     for (const name of shards)
-      for (const a of await this.writer(name).contents()) home.set(canonical(a), name);
+      for (const c of await this.writer(name).holding(cidrs)) if (!home.has(c)) home.set(c, name);
     const submitted: Array<Promise<{ name: string; result: OpResult }>> = [];
     const byHome = new Map<string, string[]>();
     for (const c of cidrs) {

@@ -21,7 +21,9 @@ import {
   listIpSets,
   managedWafStatus,
 } from '../../src/waf/provision';
+import { IpSetWriter } from '../../src/waf/ip-set-writer';
 import { Wafv2Gateway } from '../../src/waf/wafv2-gateway';
+import { UNLIMITED } from '../../src/waf/write-limiter';
 import { testEnv } from '../helpers/stack';
 
 function setup() {
@@ -84,6 +86,41 @@ describe('Wafv2Gateway against the emulator', () => {
     await gateway.apply('block', ['203.0.113.42/32']);
     await gateway.release('block', ['203.0.113.42/32', '203.0.113.43/32']);
     expect((await ipSet(client, name)).addresses).toEqual(['198.51.100.1/32']);
+  });
+
+  it('knows an address in another spelling, and keeps the order of a release and an add in one batch', async () => {
+    const { client, provision, gateway, config } = setup();
+    await ensureWebAcl(provision);
+    await initManagedWaf(provision);
+    const name = managedSetName(config.waf.setPrefix, 'block', 'ipv6');
+    const before = (await ipSet(client, name)).addresses;
+    await foreignAdd(client, name, '2001:DB8:0:0:0:0:0:7/128');
+    const again = await gateway.apply('block', ['2001:db8::7/128']);
+    expect(again.changed).toEqual([]);
+    expect(again.unchanged).toEqual(['2001:db8::7/128']);
+    // One batch that releases an address and adds it back (straight to the set's writer, whose
+    // queue keeps the order the changes arrived in).
+    const writer = new IpSetWriter({
+      client,
+      scope: 'REGIONAL',
+      resolve: async () => ({ Name: name, Id: (await ipSet(client, name)).id }),
+      limiter: UNLIMITED(),
+      lockRetries: 8,
+      capacity: 10_000,
+      stats: { reads: 0, writes: 0, lockConflicts: 0, changes: 0 },
+    });
+    const [, released, added] = await Promise.all([
+      writer.submit({ kind: 'add', cidrs: ['2001:db8::8/128'] }), // in flight: the next two queue
+      writer.submit({ kind: 'remove', cidrs: ['2001:db8::8/128', '2001:db8::7/128'] }),
+      writer.submit({ kind: 'add', cidrs: ['2001:db8::8/128'] }),
+    ]);
+    expect(released.changed).toEqual(['2001:db8::8/128', '2001:db8::7/128']);
+    expect(added.changed).toEqual(['2001:db8::8/128']);
+    expect((await ipSet(client, name)).addresses).toEqual([...before, '2001:db8::8/128']);
+    await gateway.apply('block', ['2001:db8::7/128']); // the gateway's writer saw it go: added back
+    const gone = await gateway.release('block', ['2001:db8::7/128', '2001:db8::8/128']);
+    expect(gone.changed.sort()).toEqual(['2001:db8::7/128', '2001:db8::8/128']);
+    expect((await ipSet(client, name)).addresses).toEqual(before);
   });
 
   it('re-reads and re-applies only its change when another writer wins the lock', async () => {
