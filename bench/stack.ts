@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { connectionInterceptors } from '../src/client/temporal';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig, type Config } from '../src/config';
 import { freePort, withParentDeathSignal } from '../src/dev/services';
@@ -105,7 +106,10 @@ export async function startBenchStack(options: BenchStackOptions = {}): Promise<
       await worker.close();
     };
   }
-  const connection = await Connection.connect({ address: temporal.address });
+  const connection = await Connection.connect({
+    address: temporal.address,
+    interceptors: connectionInterceptors(),
+  });
   return {
     env,
     config,

@@ -13,7 +13,7 @@ import { DryRunPatchGateway } from './waf/patch-gateway';
 import { createActivities, type Activities } from '../activities';
 import { createReconcileActivities } from '../activities/reconcile';
 import type { WafGateway } from './waf/gateway';
-import { incidentUrl } from './client/temporal';
+import { connectionInterceptors, incidentUrl } from './client/temporal';
 import { notifierFor } from './slack/notifier';
 import type { Config } from './config';
 import { configuredWaf, createWafClient } from './waf/client';
@@ -60,7 +60,10 @@ export async function createPerimeterWorker(
   const ledger = config.ledger ? await openLedger(config, log) : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const client = new Client({
-    connection: await Connection.connect({ address: config.temporal.address }),
+    connection: await Connection.connect({
+      address: config.temporal.address,
+      interceptors: connectionInterceptors(),
+    }),
     namespace: config.temporal.namespace,
   });
   const metrics = new PerimeterMetrics();

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { Connection, Client } from '@temporalio/client';
+import { connectionInterceptors } from '../client/temporal';
 import {
   decideRemediation,
   incidentStatus,
@@ -286,7 +287,10 @@ export async function runDemo(options: { keep: boolean }): Promise<void> {
     uiPort: await portOr(8233),
     wafPort: await portOr(5000),
   });
-  const connection = await Connection.connect({ address: stack.temporal.address });
+  const connection = await Connection.connect({
+    address: stack.temporal.address,
+    interceptors: connectionInterceptors(),
+  });
   const client = new Client({ connection, namespace: stack.config.temporal.namespace });
   try {
     await scenario(stack, client);

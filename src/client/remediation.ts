@@ -38,6 +38,7 @@ import {
 } from '../../workflows/definitions';
 import type { remediate } from '../../workflows/remediate';
 import { searchableTargets, targetList } from '../../workflows/target-list';
+import { signalWithStartOutcome } from './temporal';
 
 export class IncidentEndedError extends Error {
   override name = 'IncidentEndedError';
@@ -277,34 +278,37 @@ export async function signalWithStartIncident(
   const target = targetList(input.targets);
   for (let attempt = 1; ; attempt++) {
     const requestId = randomUUID();
-    const handle = await client.workflow.signalWithStart<typeof remediate, [Sighting]>('remediate', {
-      workflowId,
-      taskQueue: config.temporal.taskQueue,
-      args: [input],
-      signal: sightingSignal,
-      signalArgs: [sighting],
-      // Only the run this call starts carries this memo: that is how a caller tells started from joined.
-      memo: { requestId },
-      staticSummary: `${input.action} ${target} for ${formatDuration(input.ttlMs)} — ${input.reason}`,
-      staticDetails: [
-        `**Target${input.targets.length > 1 ? `s (${input.targets.length})` : ''}** ${target}`,
-        `**Action** ${input.action}`,
-        `**TTL** ${formatDuration(input.ttlMs)} · **observe** ${formatDuration(input.observeMs)}`,
-        `**Detector** ${input.detector} · **requested by** ${input.requestedBy}`,
-        `**Reason** ${input.reason}`,
-      ].join('\n\n'),
-      typedSearchAttributes: new TypedSearchAttributes([
-        { key: searchAttributes.target, value: searchableTargets(input.targets) },
-        { key: searchAttributes.action, value: input.action },
-        { key: searchAttributes.detector, value: input.detector },
-        { key: searchAttributes.state, value: 'validating' },
-      ]),
-    });
-    const description = await handle.describe();
-    const sa = description.typedSearchAttributes;
-    const joined = description.memo?.requestId !== requestId;
-    const state = sa.get(searchAttributes.state) ?? 'validating';
-    if (joined && isEnding(state, sa.get(searchAttributes.expiresAt)) && attempt < 3) {
+    const { result: handle, started } = await signalWithStartOutcome(() =>
+      client.workflow.signalWithStart<typeof remediate, [Sighting]>('remediate', {
+        workflowId,
+        taskQueue: config.temporal.taskQueue,
+        args: [input],
+        signal: sightingSignal,
+        signalArgs: [sighting],
+        // Only the run this call starts carries this memo: that is how a caller tells started from joined.
+        memo: { requestId },
+        staticSummary: `${input.action} ${target} for ${formatDuration(input.ttlMs)} — ${input.reason}`,
+        staticDetails: [
+          `**Target${input.targets.length > 1 ? `s (${input.targets.length})` : ''}** ${target}`,
+          `**Action** ${input.action}`,
+          `**TTL** ${formatDuration(input.ttlMs)} · **observe** ${formatDuration(input.observeMs)}`,
+          `**Detector** ${input.detector} · **requested by** ${input.requestedBy}`,
+          `**Reason** ${input.reason}`,
+        ].join('\n\n'),
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: searchAttributes.target, value: searchableTargets(input.targets) },
+          { key: searchAttributes.action, value: input.action },
+          { key: searchAttributes.detector, value: input.detector },
+          { key: searchAttributes.state, value: 'validating' },
+        ]),
+      }),
+    );
+    // A run this call started is validating what it was given: nothing to ask the server.
+    const description = started ? undefined : await handle.describe();
+    const sa = description?.typedSearchAttributes;
+    const joined = description !== undefined && description.memo?.requestId !== requestId;
+    const state = sa?.get(searchAttributes.state) ?? 'validating';
+    if (description && joined && isEnding(state, sa?.get(searchAttributes.expiresAt)) && attempt < 3) {
       // Wait for that run (not whatever runs under the ID later) to close — but not forever: a
       // release that AWS keeps refusing is retried without end, and detectors must move on.
       const run = client.workflow.getHandle(workflowId, description.runId);
@@ -318,9 +322,9 @@ export async function signalWithStartIncident(
       ttlMs: input.ttlMs,
       joined,
       incident: {
-        action: sa.get(searchAttributes.action) ?? input.action,
+        action: sa?.get(searchAttributes.action) ?? input.action,
         state,
-        expiresAt: sa.get(searchAttributes.expiresAt)?.toISOString(),
+        expiresAt: sa?.get(searchAttributes.expiresAt)?.toISOString(),
       },
     };
   }

@@ -66,7 +66,12 @@ interface SetState {
   description: string | undefined;
 }
 
-function setState(addresses: string[], keys: string[], lockToken: string, description: string | undefined): SetState {
+function setState(
+  addresses: string[],
+  keys: string[],
+  lockToken: string,
+  description: string | undefined,
+): SetState {
   return { addresses, keys, index: new Set(keys), lockToken, description };
 }
 

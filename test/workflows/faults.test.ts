@@ -4,9 +4,11 @@
  * in the set, a detection landing on an incident that is releasing. Faults are injected in
  * front of the real gateway (the WAF emulator stays the source of truth).
  */
-import { WorkflowFailedError } from '@temporalio/client';
+import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { Activities } from '../../activities';
 import { incidentStatus, releaseRemediation, startRemediation } from '../../src/client/remediation';
+import { connectionInterceptors } from '../../src/client/temporal';
 import type { WafGateway } from '../../src/waf/gateway';
 import { searchAttributes, statusQuery } from '../../workflows/definitions';
 import type { remediate } from '../../workflows/remediate';
@@ -232,6 +234,49 @@ it('releases a block whose first write landed but whose answer was lost', async 
   // The retry found its own earlier write in the set: still this incident's, so released.
   expect(result.timeline.map((t) => t.message).join('\n')).not.toMatch(/left as found/);
   expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+});
+
+it('tells a started incident from the signal-with-start answer; only a repeat asks the server', async () => {
+  const calls: string[] = [];
+  const counted: Interceptor = (options, nextCall) => {
+    calls.push(options.method_definition.path.split('/').pop() ?? '');
+    return new InterceptingCall(nextCall(options));
+  };
+  const address = stack.config.temporal.address;
+  const connection = await Connection.connect({
+    address,
+    interceptors: [counted, ...connectionInterceptors()],
+  });
+  // A connection without the reader (the SDK's defaults): the describe tells started from joined.
+  const plain = await Connection.connect({ address });
+  const counting = {
+    client: new Client({ connection, namespace: stack.config.temporal.namespace }),
+    config: stack.config,
+  };
+  const describes = () => calls.filter((c) => c === 'DescribeWorkflowExecution').length;
+  try {
+    const [ip, other] = [pool.v4(), pool.v4()];
+    const [first] = await startRemediation(counting, buildDetection({ targets: [ip], ttlMs: 60_000 }));
+    expect(first).toMatchObject({ joined: false, incident: { state: 'validating' } });
+    expect(calls).toContain('SignalWithStartWorkflowExecution');
+    expect(describes()).toBe(0);
+    await waitFor('active', async () => (await incidentStatus(stack.client, ip)).state === 'active');
+    const [again] = await startRemediation(counting, buildDetection({ targets: [ip], ttlMs: 60_000 }));
+    expect(again).toMatchObject({ joined: true, incident: { state: 'active' } });
+    expect(describes()).toBe(1);
+    const viaPlain = {
+      client: new Client({ connection: plain, namespace: stack.config.temporal.namespace }),
+      config: stack.config,
+    };
+    const [fresh] = await startRemediation(viaPlain, buildDetection({ targets: [other], ttlMs: 60_000 }));
+    const [repeat] = await startRemediation(viaPlain, buildDetection({ targets: [other], ttlMs: 60_000 }));
+    expect([fresh?.joined, repeat?.joined]).toEqual([false, true]);
+    for (const target of [ip, other]) await releaseRemediation(stack.client, target, { by: 'jest' });
+    expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+  } finally {
+    await connection.close();
+    await plain.close();
+  }
 });
 
 it('reports a repeat detection as joined, and starts afresh when the open incident is releasing', async () => {
