@@ -93,6 +93,7 @@ export async function startBenchStack(options: BenchStackOptions = {}): Promise<
       child.once('exit', (code) => reject(new Error(`the worker exited (${code}): ${said}`)));
     });
     stopWorker = async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return; // died already: nothing to wait for
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGINT');
       await exited;
