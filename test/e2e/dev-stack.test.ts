@@ -90,4 +90,4 @@ it('runs the stack on the given ports, keeps incidents across a restart, and sto
   expect(after.find((s) => s.name === 'perimeter-block-ipv4-0')?.addresses).toBe(0);
   await stopDev(dev);
   expect(fs.existsSync(path.join(stateDir, 'dev.json'))).toBe(false);
-});
+}, 150_000); // two full stack start-ups and shutdowns: about 40 s alone, longer beside another suite
