@@ -3,10 +3,8 @@
  * check the request locally (bad input starts nothing), then signal-with-start the target's
  * incident workflow so a repeat detection joins the open incident instead of blocking twice.
  */
-import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
-import { TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../config';
 import { clientPolicy } from '../policy/store';
 import { withCaps } from '../policy/policy';
@@ -38,7 +36,7 @@ import {
 } from '../../workflows/definitions';
 import type { remediate } from '../../workflows/remediate';
 import { searchableTargets, targetList } from '../../workflows/target-list';
-import { signalWithStartOutcome } from './temporal';
+import { openIncident } from './open-incident';
 
 export class IncidentEndedError extends Error {
   override name = 'IncidentEndedError';
@@ -277,36 +275,25 @@ export async function signalWithStartIncident(
 ): Promise<StartedRemediation> {
   const target = targetList(input.targets);
   for (let attempt = 1; ; attempt++) {
-    const requestId = randomUUID();
-    const { result: handle, started } = await signalWithStartOutcome(() =>
-      client.workflow.signalWithStart<typeof remediate, [Sighting]>('remediate', {
-        workflowId,
-        taskQueue: config.temporal.taskQueue,
-        args: [input],
-        signal: sightingSignal,
-        signalArgs: [sighting],
-        // Only the run this call starts carries this memo: that is how a caller tells started from joined.
-        memo: { requestId },
-        staticSummary: `${input.action} ${target} for ${formatDuration(input.ttlMs)} — ${input.reason}`,
-        staticDetails: [
-          `**Target${input.targets.length > 1 ? `s (${input.targets.length})` : ''}** ${target}`,
-          `**Action** ${input.action}`,
-          `**TTL** ${formatDuration(input.ttlMs)} · **observe** ${formatDuration(input.observeMs)}`,
-          `**Detector** ${input.detector} · **requested by** ${input.requestedBy}`,
-          `**Reason** ${input.reason}`,
-        ].join('\n\n'),
-        typedSearchAttributes: new TypedSearchAttributes([
-          { key: searchAttributes.target, value: searchableTargets(input.targets) },
-          { key: searchAttributes.action, value: input.action },
-          { key: searchAttributes.detector, value: input.detector },
-          { key: searchAttributes.state, value: 'validating' },
-        ]),
-      }),
-    );
-    // A run this call started is validating what it was given: nothing to ask the server.
-    const description = started ? undefined : await handle.describe();
+    const { joined, description } = await openIncident<typeof remediate>(client, {
+      workflowType: 'remediate',
+      workflowId,
+      taskQueue: config.temporal.taskQueue,
+      args: [input],
+      sighting,
+      summary: `${input.action} ${target} for ${formatDuration(input.ttlMs)} — ${input.reason}`,
+      details: [
+        `**Target${input.targets.length > 1 ? `s (${input.targets.length})` : ''}** ${target}`,
+        `**Action** ${input.action}`,
+        `**TTL** ${formatDuration(input.ttlMs)} · **observe** ${formatDuration(input.observeMs)}`,
+        `**Detector** ${input.detector} · **requested by** ${input.requestedBy}`,
+        `**Reason** ${input.reason}`,
+      ],
+      targets: searchableTargets(input.targets),
+      action: input.action,
+      detector: input.detector,
+    });
     const sa = description?.typedSearchAttributes;
-    const joined = description !== undefined && description.memo?.requestId !== requestId;
     const state = sa?.get(searchAttributes.state) ?? 'validating';
     if (description && joined && isEnding(state, sa?.get(searchAttributes.expiresAt)) && attempt < 3) {
       // Wait for that run (not whatever runs under the ID later) to close — but not forever: a

@@ -3,9 +3,7 @@
  * check the request locally (bad input starts nothing), then signal-with-start the finding's
  * workflow, so a scanner reporting the same finding again adds evidence to the open patch.
  */
-import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { TypedSearchAttributes } from '@temporalio/common';
 import type { Config } from '../config';
 import { formatDuration } from '../domain/durations';
 import { checkPatch, describePatch, type PatchRequest, type PatchSpec } from '../domain/virtual-patch';
@@ -14,7 +12,6 @@ import {
   patchScope,
   patchWorkflowId,
   searchAttributes,
-  sightingSignal,
   statusQuery,
   type ApprovalMode,
   type IncidentStatus,
@@ -23,6 +20,7 @@ import {
 } from '../../workflows/definitions';
 import type { virtualPatch } from '../../workflows/virtual-patch';
 import type { PatchGateway } from '../waf/patch-gateway';
+import { openIncident } from './open-incident';
 import type { ClientDeps } from './remediation';
 
 /** A finding to patch, as a scanner, a pipeline or a person reports it. */
@@ -87,38 +85,32 @@ export async function startVirtualPatch(
     requestedBy: finding.requestedBy,
   };
   const workflowId = patchWorkflowId(spec.findingId);
-  const requestId = randomUUID();
   const sighting: Sighting = { at: new Date().toISOString(), detector: finding.detector, classes: {} };
-  const handle = await client.workflow.signalWithStart<typeof virtualPatch, [Sighting]>('virtualPatch', {
+  const { joined, description } = await openIncident<typeof virtualPatch>(client, {
+    workflowType: 'virtualPatch',
     workflowId,
     taskQueue: config.temporal.taskQueue,
     args: [input],
-    signal: sightingSignal,
-    signalArgs: [sighting],
-    memo: { requestId },
-    staticSummary: `virtual patch ${spec.findingId}: ${summary} for up to ${formatDuration(request.ttlMs)}`,
-    staticDetails: [
+    sighting,
+    summary: `virtual patch ${spec.findingId}: ${summary} for up to ${formatDuration(request.ttlMs)}`,
+    details: [
       `**Finding** ${spec.findingId} — ${finding.reason}`,
       `**Rule** ${summary}`,
       ...(spec.patterns && spec.kind === 'regex' ? [`**Pattern** \`${spec.patterns.join('`, `')}\``] : []),
       `**TTL** ${formatDuration(request.ttlMs)} (or until the fix is deployed) · **observe** ${formatDuration(request.observeMs)}`,
       `**Reported by** ${finding.detector} · **requested by** ${finding.requestedBy}`,
-    ].join('\n\n'),
-    typedSearchAttributes: new TypedSearchAttributes([
-      { key: searchAttributes.target, value: [patchScope(request)] },
-      { key: searchAttributes.action, value: 'block' },
-      { key: searchAttributes.detector, value: finding.detector },
-      { key: searchAttributes.state, value: 'validating' },
-    ]),
+    ],
+    targets: [patchScope(request)],
+    action: 'block',
+    detector: finding.detector,
   });
-  const description = await handle.describe();
   return {
     workflowId,
     findingId: spec.findingId,
     summary,
     ttlMs: request.ttlMs,
-    joined: description.memo?.requestId !== requestId,
-    state: description.typedSearchAttributes.get(searchAttributes.state) ?? 'validating',
+    joined,
+    state: description?.typedSearchAttributes.get(searchAttributes.state) ?? 'validating',
   };
 }
 
