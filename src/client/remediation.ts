@@ -168,18 +168,55 @@ export async function startRemediation(
     const campaign = campaigns.get(target.cidr);
     started.push(
       campaign
-        ? await joinOpenIncident(client, campaign, input, sighting)
+        ? await joinOpenIncident(deps, campaign, input, sighting)
         : await signalWithStartIncident(client, config, input, sighting),
     );
   }
   return started;
 }
 
+/**
+ * How long one client's view of the running campaigns is reused. A detection must not cost a
+ * visibility query (that is server time every incident pays for): a detector sending thousands
+ * reads the campaigns once a second. A campaign this process starts is seen at once; one started
+ * elsewhere within the last second is missed, as the visibility store's own lag can miss it, and
+ * its target starts an incident of its own. A campaign the view names is described before a
+ * detection joins it, so a stale view never sends evidence into one that is ending.
+ */
+export const CAMPAIGN_VIEW_MS = 1_000;
+
+const campaignViews = new WeakMap<Client, { readAt: number; view: Promise<Map<string, string>> }>();
+
 /** Running campaign incidents (by target) whose searchable target list names one of `cidrs`. */
 async function openCampaignsHolding(client: Client, cidrs: string[]): Promise<Map<string, string>> {
+  const view = await campaignView(client);
   const found = new Map<string, string>();
-  for (const [cidr, workflowId] of await findOpenIncidents(client, cidrs)) {
-    if (workflowId.startsWith(CAMPAIGN_ID_PREFIX)) found.set(cidr, workflowId);
+  for (const cidr of cidrs) {
+    const workflowId = view.get(cidr);
+    if (workflowId !== undefined) found.set(cidr, workflowId);
+  }
+  return found;
+}
+
+function campaignView(client: Client): Promise<Map<string, string>> {
+  const now = Date.now();
+  const cached = campaignViews.get(client);
+  if (cached && now - cached.readAt < CAMPAIGN_VIEW_MS) return cached.view;
+  const view = readCampaigns(client);
+  campaignViews.set(client, { readAt: now, view });
+  // A failed read is not kept: the next detection asks again (and this one reports the error).
+  view.catch(() => campaignViews.get(client)?.view === view && campaignViews.delete(client));
+  return view;
+}
+
+/** Every running campaign's searchable targets, from the visibility store: one query. */
+async function readCampaigns(client: Client): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const query = `WorkflowType = 'remediate' AND ExecutionStatus = 'Running' AND WorkflowId STARTS_WITH '${CAMPAIGN_ID_PREFIX}'`;
+  for await (const wf of client.workflow.list({ query })) {
+    const sa = wf.typedSearchAttributes;
+    if (isEnding(sa.get(searchAttributes.state) ?? '', sa.get(searchAttributes.expiresAt))) continue;
+    for (const t of sa.get(searchAttributes.target) ?? []) if (!found.has(t)) found.set(t, wf.workflowId);
   }
   return found;
 }
@@ -205,16 +242,24 @@ export async function findOpenIncidents(client: Client, cidrs: string[]): Promis
   return found;
 }
 
-/** Adds a detection's evidence to an incident that is known to be open. */
+/**
+ * Adds a detection's evidence to the campaign the view says holds its target. A campaign that
+ * has closed or is ending since the view was read takes nothing: the target gets its own incident.
+ */
 async function joinOpenIncident(
-  client: Client,
+  deps: ClientDeps,
   workflowId: string,
   input: RemediationInput,
   sighting: Sighting,
 ): Promise<StartedRemediation> {
-  const handle = client.workflow.getHandle(workflowId);
+  const handle = deps.client.workflow.getHandle(workflowId);
+  const description = await handle.describe();
+  const sa = description.typedSearchAttributes;
+  const state = sa.get(searchAttributes.state) ?? '?';
+  if (description.status.name !== 'RUNNING' || isEnding(state, sa.get(searchAttributes.expiresAt))) {
+    return signalWithStartIncident(deps.client, deps.config, input, sighting);
+  }
   await handle.signal(sightingSignal, sighting);
-  const sa = (await handle.describe()).typedSearchAttributes;
   return {
     workflowId,
     target: targetList(input.targets),
@@ -224,7 +269,7 @@ async function joinOpenIncident(
     joined: true,
     incident: {
       action: sa.get(searchAttributes.action) ?? input.action,
-      state: sa.get(searchAttributes.state) ?? '?',
+      state,
       expiresAt: sa.get(searchAttributes.expiresAt)?.toISOString(),
     },
   };
@@ -293,6 +338,8 @@ export async function signalWithStartIncident(
       action: input.action,
       detector: input.detector,
     });
+    // This process's next detections see the campaign without waiting for the view to expire.
+    if (workflowId.startsWith(CAMPAIGN_ID_PREFIX)) campaignViews.delete(client);
     const sa = description?.typedSearchAttributes;
     const state = sa?.get(searchAttributes.state) ?? 'validating';
     if (description && joined && isEnding(state, sa?.get(searchAttributes.expiresAt)) && attempt < 3) {

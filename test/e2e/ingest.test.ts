@@ -3,7 +3,7 @@
  * refuse without starting anything; accepted detections become incidents (or join the open one)
  * and blocks in the emulator's sets.
  */
-import { listRemediations } from '../../src/client/remediation';
+import { incidentStatus, listRemediations, releaseRemediation } from '../../src/client/remediation';
 import { loadConfig } from '../../src/config';
 import { startIngestServer, type IngestServer } from '../../src/ingest/server';
 import { CAMPAIGN_ID_PREFIX, ipWorkflowId } from '../../workflows/definitions';
@@ -174,6 +174,20 @@ describe('POST /v1/detections', () => {
       return set.includes('203.0.117.21/32') && set.includes('203.0.117.22/32');
     });
     expect(await stack.setContents('challenge')).not.toContain('203.0.117.20/32');
+
+    // A later detection of a target the campaign holds is evidence for the campaign…
+    const seenAgain = await post(detection('203.0.117.21', { reason: 'seen again' }));
+    expect(seenAgain.body).toMatchObject({ workflowId: campaign?.workflowId, joined: true });
+    expect((await incidentsFor('203.0.117.21/32')).map((r) => r.workflowId)).toEqual([campaign?.workflowId]);
+    const status = await incidentStatus(stack.client, campaign?.workflowId ?? '');
+    expect(status.evidence.sightings).toBe(2);
+    // …until the campaign has ended: then the target gets an incident of its own, even while
+    // this client's view of the running campaigns still names the one that ended.
+    await releaseRemediation(stack.client, campaign?.workflowId ?? '', { reason: 'test over', by: 'test' });
+    await stack.client.workflow.getHandle(campaign?.workflowId ?? '').result();
+    const afterwards = await post(detection('203.0.117.21', { reason: 'back again' }));
+    expect(afterwards.body).toMatchObject({ workflowId: ipWorkflowId('203.0.117.21/32'), joined: false });
+    await waitFor('its own block', async () => (await stack.setContents('block')).includes('203.0.117.21/32'));
   });
 
   it('limits each client to its rate, per client', async () => {
