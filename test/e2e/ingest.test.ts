@@ -187,7 +187,9 @@ describe('POST /v1/detections', () => {
     await stack.client.workflow.getHandle(campaign?.workflowId ?? '').result();
     const afterwards = await post(detection('203.0.117.21', { reason: 'back again' }));
     expect(afterwards.body).toMatchObject({ workflowId: ipWorkflowId('203.0.117.21/32'), joined: false });
-    await waitFor('its own block', async () => (await stack.setContents('block')).includes('203.0.117.21/32'));
+    await waitFor('its own block', async () =>
+      (await stack.setContents('block')).includes('203.0.117.21/32'),
+    );
   });
 
   it('limits each client to its rate, per client', async () => {
