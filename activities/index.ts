@@ -106,11 +106,19 @@ export interface ValidatedRemediation {
 export interface PrepareInput extends ValidateInput {
   approval: AssessInput['approval'];
   identity?: AssessInput['identity'];
+  /**
+   * Add the targets in the same step when the policy lets the request stand exactly as asked
+   * (same targets, same action, no approval): the incident's first task then needs no second
+   * step. Only ever asked for with no observation window.
+   */
+  thenAdd?: { startedAt: number; mayHaveWritten?: true };
 }
 
 export interface PreparedRemediation {
   validated: ValidatedRemediation;
   context: ContextDecision;
+  /** Present when the step also added the targets (see `PrepareInput.thenAdd`). */
+  added?: AddResult & { action: SetAction };
 }
 
 /** What an add did, and what it found there (used by prepared incidents). */
@@ -232,6 +240,26 @@ export function createActivities(deps: ActivityDeps) {
       : rest;
   }
 
+  /** Adds the CIDRs to the action's managed IP sets (read-modify-write with the lock token). */
+  async function add(input: SetChangeInput): Promise<AddResult> {
+    // The policy may have changed since validation: an allowlisted range is never written.
+    if (input.action !== 'count') {
+      for (const cidr of input.cidrs) {
+        const target = parseTarget(cidr);
+        const allowed = allowlisted(target, deps.policy().allowlist);
+        if (allowed) throw policyRejected(allowlistMessage(target, allowed), []);
+      }
+    }
+    const result = await wafCall(() =>
+      gateway(input).apply(input.action, input.cidrs, { signal: attemptSignal() }),
+    );
+    if (input.startedAt !== undefined && input.action !== 'count' && !input.dryRun) {
+      deps.onApplied?.(input.action, (Date.now() - input.startedAt) / 1000);
+    }
+    const first = Context.current().info.attempt === 1 && !input.mayHaveWritten;
+    return { ...result, others: first ? result.unchanged : [] };
+  }
+
   return {
     async validateRemediation(input: ValidateInput): Promise<ValidatedRemediation> {
       return validateRemediation(input);
@@ -239,9 +267,12 @@ export function createActivities(deps: ActivityDeps) {
 
     assessContext,
 
-    /** Everything the incident reads before its first write, in one step: the policy check and the context. */
+    /**
+     * Everything the incident reads before its first write, in one step: the policy check and
+     * the context — and, when asked and the request stands as it was made, the add itself.
+     */
     async prepareRemediation(input: PrepareInput): Promise<PreparedRemediation> {
-      const { approval, identity, ...request } = input;
+      const { approval, identity, thenAdd, ...request } = input;
       const validated = validateRemediation(request);
       const context = await assessContext({
         targets: validated.targets,
@@ -250,7 +281,21 @@ export function createActivities(deps: ActivityDeps) {
         approval,
         ...(identity ? { identity } : {}),
       });
-      return { validated, context };
+      const asked =
+        context.action === input.action &&
+        context.approval === 'none' &&
+        validated.targets.length === input.targets.length &&
+        validated.targets.every((t, i) => t === input.targets[i]);
+      if (!thenAdd || !asked) return { validated, context };
+      const action = input.action as SetAction;
+      const added = await add({
+        action,
+        cidrs: validated.targets,
+        startedAt: thenAdd.startedAt,
+        ...(validated.dryRun ? { dryRun: true } : {}),
+        ...(thenAdd.mayHaveWritten ? { mayHaveWritten: true } : {}),
+      });
+      return { validated, context, added: { ...added, action } };
     },
 
     /**
@@ -262,24 +307,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Adds the CIDRs to the action's managed IP sets (read-modify-write with the lock token). */
-    async addToIpSet(input: SetChangeInput): Promise<AddResult> {
-      // The policy may have changed since validation: an allowlisted range is never written.
-      if (input.action !== 'count') {
-        for (const cidr of input.cidrs) {
-          const target = parseTarget(cidr);
-          const allowed = allowlisted(target, deps.policy().allowlist);
-          if (allowed) throw policyRejected(allowlistMessage(target, allowed), []);
-        }
-      }
-      const result = await wafCall(() =>
-        gateway(input).apply(input.action, input.cidrs, { signal: attemptSignal() }),
-      );
-      if (input.startedAt !== undefined && input.action !== 'count' && !input.dryRun) {
-        deps.onApplied?.(input.action, (Date.now() - input.startedAt) / 1000);
-      }
-      const first = Context.current().info.attempt === 1 && !input.mayHaveWritten;
-      return { ...result, others: first ? result.unchanged : [] };
-    },
+    addToIpSet: add,
 
     /** The patch against the worker's caps; a refusal is permanent and says why. */
     async validateVirtualPatch(request: PatchRequest): Promise<ValidatedPatch> {

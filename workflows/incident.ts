@@ -11,6 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { PolicyLimits, SetAction } from '../src/domain/policy';
+import type { AddResult } from '../activities';
 import { checkTtl, formatDuration } from './durations';
 import { searchableTargets, targetList } from './target-list';
 import type { MessageRef } from '../src/slack/notifier';
@@ -111,6 +112,13 @@ export class Incident {
    * has happened, runs as a local activity (remediate.ts `write`).
    */
   localFirstAdd = false;
+  /**
+   * Set by runs newer still: with nothing to wait for, the step that prepares the incident also
+   * makes its first write (remediate.ts `prepare`).
+   */
+  addWithPrepare = false;
+  /** The first write, when the prepare step made it; taken by the apply step. */
+  firstAdd: (AddResult & { action: SetAction }) | undefined;
   /** Set as the incident first waits (observation, approval): later adds are activities. */
   waited = false;
   /**
@@ -354,10 +362,11 @@ export class Incident {
    * Keep this run's history short (see `lean`). The search attributes the run was started with
    * count as written: the client sets the same state and targets the first publish would.
    */
-  keepHistoryShort({ prepared = false, localFirstAdd = false } = {}): void {
+  keepHistoryShort({ prepared = false, localFirstAdd = false, addWithPrepare = false } = {}): void {
     this.lean = true;
     this.prepared = prepared;
     this.localFirstAdd = localFirstAdd;
+    this.addWithPrepare = addWithPrepare;
     const started = workflowInfo().typedSearchAttributes;
     const state = started.get(searchAttributes.state);
     const targets = started.get(searchAttributes.target);
@@ -399,6 +408,14 @@ export class Incident {
   localAddMayHaveWritten(): boolean {
     const info = workflowInfo();
     return info.unsafe.isReplaying || info.historyLength !== this.firstTaskLength;
+  }
+
+  /** The prepare step's write to the action's set, once: what the apply step would otherwise write. */
+  takeFirstAdd(action: SetAction): AddResult | undefined {
+    const added = this.firstAdd;
+    if (added?.action !== action) return undefined;
+    this.firstAdd = undefined;
+    return added;
   }
 
   /** Whether the run's first task was, when it started, its first attempt (see `markFirstTask`). */

@@ -30,7 +30,16 @@ import type { IncidentStatus, RemediationInput } from './definitions';
 import type { ContextDecision, ValidatedRemediation } from '../activities';
 import { Incident } from './incident';
 import { targetList } from './target-list';
-import { ask, failIfRefused, finish, hold, record, recordsInBackground, tellApprover } from './steps';
+import {
+  ask,
+  failIfRefused,
+  finish,
+  hold,
+  isRefusal,
+  record,
+  recordsInBackground,
+  tellApprover,
+} from './steps';
 
 /**
  * How each step runs. Lean runs (see `Incident.lean`) run the steps that only read — the policy
@@ -83,7 +92,9 @@ interface StepFunction<K extends Step, O> {
 export async function remediate(input: RemediationInput): Promise<IncidentStatus> {
   const incident = new Incident(input);
   // Newest first: a run records only the first of these that is new to it.
-  if (patched('local-first-add')) incident.keepHistoryShort({ prepared: true, localFirstAdd: true });
+  if (patched('add-with-prepare'))
+    incident.keepHistoryShort({ prepared: true, localFirstAdd: true, addWithPrepare: true });
+  else if (patched('local-first-add')) incident.keepHistoryShort({ prepared: true, localFirstAdd: true });
   else if (patched('prepared-steps')) incident.keepHistoryShort({ prepared: true });
   else if (patched('local-steps')) incident.keepHistoryShort();
   incident.listen();
@@ -97,7 +108,7 @@ export async function remediate(input: RemediationInput): Promise<IncidentStatus
       incident.note('detect', `${input.detector}: ${input.reason} (requested by ${input.requestedBy})`);
       incident.publish();
       if (incident.prepared)
-        await prepare(incident); // 1 and 1b in one step
+        await prepare(incident, held); // 1 and 1b in one step (and 4's write, when nothing comes between)
       else {
         await validate(incident); // 1
         // 1b: identity, history, approval rules (lean runs are newer than that step's patch)
@@ -187,26 +198,48 @@ function takeContext(incident: Incident, decided: ContextDecision): void {
   incident.publish();
 }
 
-/** Steps 1 and 1b as one local activity. */
-async function prepare(incident: Incident): Promise<void> {
+/**
+ * Steps 1 and 1b as one local activity. In the live first task of a run with no observation
+ * window and no approval asked for, the same step also makes the first write, if the policy lets
+ * the request stand as it was made: one step and one marker where there were two.
+ */
+async function prepare(incident: Incident, held: Held): Promise<void> {
   const { input } = incident;
+  const addNow =
+    incident.addWithPrepare &&
+    incident.addsLocally() &&
+    input.observeMs <= 0 &&
+    incident.approval === 'none' &&
+    !incident.releaseRequest;
+  const what = `${input.action} ${targetList(input.targets)}`;
+  // Recorded before the write, as for any add: a write that lands but whose answer is lost
+  // must still be released.
+  if (addNow) held.set(input.action, input.targets);
   try {
-    const prepared = await run(
-      incident,
-      'prepareRemediation',
-      `policy check and context: ${input.action} ${targetList(input.targets)}`,
-      {
-        targets: input.targets,
-        action: input.action,
-        ttlMs: input.ttlMs,
-        observeMs: input.observeMs,
-        approval: incident.approval,
-        ...(input.identity ? { identity: input.identity } : {}),
-      },
-    );
+    const request = {
+      targets: input.targets,
+      action: input.action,
+      ttlMs: input.ttlMs,
+      observeMs: input.observeMs,
+      approval: incident.approval,
+      ...(input.identity ? { identity: input.identity } : {}),
+    };
+    const prepared = addNow
+      ? // Not cancellable, like any write (see `write`): a cancellation takes effect at the next step.
+        await CancellationScope.nonCancellable(() =>
+          localActivities.prepareRemediation.executeWithOptions(
+            { ...addLocalOptions, summary: `policy check, context and add: ${what}` },
+            [{ ...request, thenAdd: firstAddInput(incident) }],
+          ),
+        )
+      : await run(incident, 'prepareRemediation', `policy check and context: ${what}`, request);
+    if (addNow && !prepared.added) held.delete(input.action); // the policy changed the request: nothing written
+    incident.firstAdd = prepared.added;
     takeValidated(incident, prepared.validated);
     takeContext(incident, prepared.context);
   } catch (err) {
+    // A refusal comes before any write.
+    if (addNow && isRefusal(err)) held.delete(input.action);
     failIfRefused(incident, err);
   }
 }
@@ -341,7 +374,7 @@ async function addTo(incident: Incident, held: Held, action: SetAction): Promise
 async function addReportingOthers(incident: Incident, held: Held, action: SetAction): Promise<void> {
   const cidrs = incident.targets;
   held.set(action, cidrs);
-  const { others = [] } = await write(incident, action, cidrs);
+  const { others = [] } = incident.takeFirstAdd(action) ?? (await write(incident, action, cidrs));
   leftAsFound(incident, action, others);
   held.set(
     action,
@@ -355,6 +388,14 @@ function leftAsFound(incident: Incident, action: SetAction, present: string[]): 
     'apply',
     `already in the ${action} set, not added by this incident (left as found): ${targetList(present, 20)}`,
   );
+}
+
+/** When the incident started (the window of exposure is measured from there), and what a first local add may follow. */
+function firstAddInput(incident: Incident): { startedAt: number; mayHaveWritten?: true } {
+  return {
+    startedAt: workflowInfo().runStartTime.getTime(),
+    ...(incident.localAddMayHaveWritten() ? { mayHaveWritten: true as const } : {}),
+  };
 }
 
 function write(incident: Incident, action: SetAction, cidrs: string[]) {

@@ -290,10 +290,19 @@ export function tellApprover(incident: Incident, outcome: MessageUpdate['outcome
 }
 
 /** A policy refusal from the validate step: the incident reads as rejected and fails with the reason. Anything else is rethrown. */
-export function failIfRefused(incident: Incident, err: unknown): never {
-  // An activity's failure arrives as the cause of an ActivityFailure; a local activity's as itself.
+/** The policy's refusal, from an activity (as the cause of its failure) or a local activity (as itself). */
+function refusal(err: unknown): ApplicationFailure | undefined {
   const cause = err instanceof ApplicationFailure ? err : (err as { cause?: unknown }).cause;
-  if (cause instanceof ApplicationFailure && cause.type === ErrorTypes.PolicyRejected) {
+  return cause instanceof ApplicationFailure && cause.type === ErrorTypes.PolicyRejected ? cause : undefined;
+}
+
+export function isRefusal(err: unknown): boolean {
+  return refusal(err) !== undefined;
+}
+
+export function failIfRefused(incident: Incident, err: unknown): never {
+  const cause = refusal(err);
+  if (cause) {
     incident.enter('rejected', 'validate', `refused: ${cause.message}`);
     throw ApplicationFailure.create({
       type: ErrorTypes.PolicyRejected,

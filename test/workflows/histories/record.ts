@@ -5,6 +5,7 @@
  *   node bin/run-ts.js test/workflows/histories/record.ts lean     (incidents, as lean-*.json)
  *   node bin/run-ts.js test/workflows/histories/record.ts prepared (incidents, as prepared-*.json)
  *   node bin/run-ts.js test/workflows/histories/record.ts first-add (incidents, as first-add-*.json)
+ *   node bin/run-ts.js test/workflows/histories/record.ts one-step (incidents, as one-step-*.json)
  *   node bin/run-ts.js test/workflows/histories/record.ts ledger P (with an IaC ledger, as P*.json)
  * A workflow change is versioned with patched(); record its new histories under a new prefix and
  * keep the old ones, which are what incidents started by earlier versions look like.
@@ -37,13 +38,13 @@ type Stack = Awaited<ReturnType<typeof startBenchStack>>;
 type Histories = Record<string, { id: string; runId?: string }>;
 
 /**
- * `vpatch`: record only the virtual-patch histories; `lean`, `prepared`, `first-add`: only the incident ones,
+ * `vpatch`: record only the virtual-patch histories; `lean`, `prepared`, `first-add`, `one-step`: only the incident ones,
  * under that prefix; `ledger <prefix>`: incidents and a patch committed to an IaC ledger, under
  * the prefix.
  */
 const only = process.argv[2];
 const prefix =
-  only === 'lean' || only === 'prepared' || only === 'first-add'
+  only === 'lean' || only === 'prepared' || only === 'first-add' || only === 'one-step'
     ? `${only}-`
     : only === 'ledger'
       ? (process.argv[3] ?? 'ledger-')
