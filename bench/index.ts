@@ -106,6 +106,17 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
       ),
     );
     report(row('throughput ratio', tp.ratio.toFixed(2), '≥ 0.8', tp.ratio >= 0.8));
+    if (tp.slice_ratios.length > 1) {
+      const each = tp.slice_ratios.map((r) => r.toFixed(2)).join(' ');
+      report(
+        row(
+          `  (${tp.slice_ratios.length} alternating slices)`,
+          each,
+          'each slice: raw s / incident s',
+          undefined,
+        ),
+      );
+    }
     const c = await cost(local, size.sleeping);
     results.cost = c;
     results.history_events_per_incident = c.history_events_per_incident;

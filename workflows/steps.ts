@@ -289,7 +289,6 @@ export function tellApprover(incident: Incident, outcome: MessageUpdate['outcome
   );
 }
 
-/** A policy refusal from the validate step: the incident reads as rejected and fails with the reason. Anything else is rethrown. */
 /** The policy's refusal, from an activity (as the cause of its failure) or a local activity (as itself). */
 function refusal(err: unknown): ApplicationFailure | undefined {
   const cause = err instanceof ApplicationFailure ? err : (err as { cause?: unknown }).cause;
@@ -300,6 +299,7 @@ export function isRefusal(err: unknown): boolean {
   return refusal(err) !== undefined;
 }
 
+/** A policy refusal from the validate step: the incident reads as rejected and fails with the reason. Anything else is rethrown. */
 export function failIfRefused(incident: Incident, err: unknown): never {
   const cause = refusal(err);
   if (cause) {
