@@ -271,14 +271,15 @@ describe('remediate workflow', () => {
     expect(await stack.setContents('block')).not.toContain('203.0.113.250/32');
   });
 
-  it('re-checks policy in the workflow: a request that skips the client fails as PolicyRejected', async () => {
+  /** A private address straight to the workflow, past the client's own policy check; how it ended. */
+  async function startPastTheClient(ip: string): Promise<unknown> {
     const handle = await stack.client.workflow.start('remediate', {
-      workflowId: `perimeter/ip/10.9.9.9/32-${Date.now()}`,
+      workflowId: `perimeter/ip/${ip}/32-${Date.now()}`,
       taskQueue: stack.config.temporal.taskQueue,
       args: [
         {
           ...buildDetection(),
-          targets: ['10.9.9.9'],
+          targets: [ip],
           action: 'block',
           ttlMs: 1_000,
           observeMs: 0,
@@ -286,7 +287,11 @@ describe('remediate workflow', () => {
         },
       ],
     });
-    const failure = await handle.result().catch((err: unknown) => err);
+    return handle.result().catch((err: unknown) => err);
+  }
+
+  it('re-checks policy in the workflow: a request that skips the client fails as PolicyRejected', async () => {
+    const failure = await startPastTheClient('10.9.9.9');
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     const cause = (failure as WorkflowFailedError).cause;
     expect(cause).toBeInstanceOf(ApplicationFailure);
@@ -296,21 +301,7 @@ describe('remediate workflow', () => {
 
   it('a refused request leaves an address someone else put in the set where it was', async () => {
     await stack.gateway.apply('block', ['10.9.9.8/32']); // not the perimeter's: a person's, another tool's
-    const handle = await stack.client.workflow.start('remediate', {
-      workflowId: `perimeter/ip/10.9.9.8/32-${Date.now()}`,
-      taskQueue: stack.config.temporal.taskQueue,
-      args: [
-        {
-          ...buildDetection(),
-          targets: ['10.9.9.8'],
-          action: 'block',
-          ttlMs: 1_000,
-          observeMs: 0,
-          approval: 'none',
-        },
-      ],
-    });
-    const failure = await handle.result().catch((err: unknown) => err);
+    const failure = await startPastTheClient('10.9.9.8');
     expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'PolicyRejected' });
     expect(await stack.setContents('block')).toContain('10.9.9.8/32');
     await stack.gateway.release('block', ['10.9.9.8/32']);
