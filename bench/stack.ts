@@ -3,8 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { connectionInterceptors } from '../src/client/temporal';
+import type { Client } from '@temporalio/client';
+import { connectTemporal } from '../src/client/temporal';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig, type Config } from '../src/config';
 import { freePort, withParentDeathSignal } from '../src/dev/services';
@@ -107,14 +107,11 @@ export async function startBenchStack(options: BenchStackOptions = {}): Promise<
       await worker.close();
     };
   }
-  const connection = await Connection.connect({
-    address: temporal.address,
-    interceptors: connectionInterceptors(),
-  });
+  const { client, connection } = await connectTemporal(config);
   return {
     env,
     config,
-    client: new Client({ connection }),
+    client,
     gateway: direct.gateway,
     throttle,
     workerPid,

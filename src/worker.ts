@@ -2,7 +2,7 @@
  * Composition root: config → clients → createActivities → Worker. The only place that wires
  * real AWS and Temporal clients to the activities.
  */
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { PolicyStore } from './policy/store';
 import type { Policy } from './policy/policy';
@@ -13,7 +13,7 @@ import { DryRunPatchGateway } from './waf/patch-gateway';
 import { createActivities, type Activities } from '../activities';
 import { createReconcileActivities } from '../activities/reconcile';
 import type { WafGateway } from './waf/gateway';
-import { connectionInterceptors, incidentUrl } from './client/temporal';
+import { connectTemporal, incidentUrl } from './client/temporal';
 import { notifierFor } from './slack/notifier';
 import type { Config } from './config';
 import { configuredWaf, createWafClient } from './waf/client';
@@ -59,13 +59,7 @@ export async function createPerimeterWorker(
   // A ledger that cannot be used (missing, not git, dirty, unwritable) stops the start, saying why.
   const ledger = config.ledger ? await openLedger(config, log) : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const client = new Client({
-    connection: await Connection.connect({
-      address: config.temporal.address,
-      interceptors: connectionInterceptors(),
-    }),
-    namespace: config.temporal.namespace,
-  });
+  const { client } = await connectTemporal(config);
   const metrics = new PerimeterMetrics();
   const wafClient = createWafClient(config.waf, {
     onCall: (operation) => metrics.wafCalls.inc({ operation }),

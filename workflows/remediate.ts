@@ -229,7 +229,7 @@ async function prepare(incident: Incident, held: Held): Promise<void> {
         await CancellationScope.nonCancellable(() =>
           localActivities.prepareRemediation.executeWithOptions(
             { ...addLocalOptions, summary: `policy check, context and add: ${what}` },
-            [{ ...request, thenAdd: firstAddInput(incident) }],
+            [{ ...request, thenAdd: localAddInput(incident) }],
           ),
         )
       : await run(incident, 'prepareRemediation', `policy check and context: ${what}`, request);
@@ -390,8 +390,11 @@ function leftAsFound(incident: Incident, action: SetAction, present: string[]): 
   );
 }
 
-/** When the incident started (the window of exposure is measured from there), and what a first local add may follow. */
-function firstAddInput(incident: Incident): { startedAt: number; mayHaveWritten?: true } {
+/**
+ * What a local add in the run's first task sends besides its targets: when the incident started
+ * (the window of exposure is measured from there), and whether an earlier try may have written.
+ */
+function localAddInput(incident: Incident): { startedAt: number; mayHaveWritten?: true } {
   return {
     startedAt: workflowInfo().runStartTime.getTime(),
     ...(incident.localAddMayHaveWritten() ? { mayHaveWritten: true as const } : {}),
@@ -414,9 +417,8 @@ function write(incident: Incident, action: SetAction, cidrs: string[]) {
       // Early in the incident, before it has waited for anything: written at once, in the task,
       // no round trip. Should the task that ran it fail or time out after the write landed, the
       // next attempt is not a first attempt and claims what it finds (below, or as a replay).
-      const claim = incident.localAddMayHaveWritten() ? { mayHaveWritten: true as const } : {};
       return localActivities.addToIpSet.executeWithOptions({ ...addLocalOptions, summary }, [
-        { ...input, ...claim },
+        { ...input, ...localAddInput(incident) },
       ]);
     }
     // A run whose first task did not start cleanly may follow an attempt whose local add landed.

@@ -6,8 +6,8 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { Connection, Client } from '@temporalio/client';
-import { connectionInterceptors } from '../client/temporal';
+import type { Client } from '@temporalio/client';
+import { connectTemporal } from '../client/temporal';
 import {
   decideRemediation,
   incidentStatus,
@@ -287,11 +287,7 @@ export async function runDemo(options: { keep: boolean }): Promise<void> {
     uiPort: await portOr(8233),
     wafPort: await portOr(5000),
   });
-  const connection = await Connection.connect({
-    address: stack.temporal.address,
-    interceptors: connectionInterceptors(),
-  });
-  const client = new Client({ connection, namespace: stack.config.temporal.namespace });
+  const { client, connection } = await connectTemporal(stack.config);
   try {
     await scenario(stack, client);
   } catch (err) {

@@ -4,8 +4,8 @@
  * resetting each other's state.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import { connectionInterceptors } from '../../src/client/temporal';
+import type { Client } from '@temporalio/client';
+import { connectTemporal } from '../../src/client/temporal';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../src/config';
 import { incidentStatus, startRemediation, type Detection } from '../../src/client/remediation';
@@ -73,11 +73,7 @@ export async function openTestStack(overrides: Record<string, string> = {}): Pro
   const { gateway, provision } = configuredWaf(config.waf);
   await ensureWebAcl(provision);
   await initManagedWaf(provision);
-  const connection = await Connection.connect({
-    address: config.temporal.address,
-    interceptors: connectionInterceptors(),
-  });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const { client, connection } = await connectTemporal(config);
   const workers: Array<{ stop(): Promise<void> }> = [];
   return {
     env,

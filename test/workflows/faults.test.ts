@@ -264,6 +264,14 @@ it('tells a started incident from the signal-with-start answer; only a repeat as
     const [again] = await startRemediation(counting, buildDetection({ targets: [ip], ttlMs: 60_000 }));
     expect(again).toMatchObject({ joined: true, incident: { state: 'active' } });
     expect(describes()).toBe(1);
+    // Detections do not each ask the visibility store for campaigns: one read serves them all.
+    const lists = () => calls.filter((c) => c === 'ListWorkflowExecutions').length;
+    const listed = lists();
+    const burst = [pool.v4(), pool.v4(), pool.v4()];
+    await Promise.all(
+      burst.map((t) => startRemediation(counting, buildDetection({ targets: [t], ttlMs: 60_000 }))),
+    );
+    expect(lists() - listed).toBeLessThanOrEqual(1);
     const viaPlain = {
       client: new Client({ connection: plain, namespace: stack.config.temporal.namespace }),
       config: stack.config,
@@ -271,7 +279,8 @@ it('tells a started incident from the signal-with-start answer; only a repeat as
     const [fresh] = await startRemediation(viaPlain, buildDetection({ targets: [other], ttlMs: 60_000 }));
     const [repeat] = await startRemediation(viaPlain, buildDetection({ targets: [other], ttlMs: 60_000 }));
     expect([fresh?.joined, repeat?.joined]).toEqual([false, true]);
-    for (const target of [ip, other]) await releaseRemediation(stack.client, target, { by: 'jest' });
+    for (const target of [ip, other, ...burst])
+      await releaseRemediation(stack.client, target, { by: 'jest' });
     expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
   } finally {
     await connection.close();
