@@ -85,7 +85,54 @@ export function startService(
 }
 
 /** A TCP port on 127.0.0.1 that is free right now. */
-export function freePort(): Promise<number> {
+/**
+ * A free loopback port for a service about to start, taken from below the kernel's ephemeral
+ * range: a port handed out by the kernel (`listen(0)`, or an outgoing connection) can be taken
+ * again by anyone before the service binds it, and the Temporal dev server itself binds several
+ * such ports for its internal services while the WAF emulator starts beside it. Ports below that
+ * range go only to those who ask for them by number. Never the same port twice in one process.
+ */
+export async function freePort(): Promise<number> {
+  const [low, high] = ephemeralRange();
+  const top = low > 11_024 ? low - 1 : 65_535;
+  const bottom = low > 11_024 ? Math.max(1_024, top - 10_000) : high + 1;
+  for (let attempt = 0; attempt < 100 && bottom < top; attempt++) {
+    const port = bottom + Math.floor(Math.random() * (top - bottom + 1));
+    if (handedOut.has(port)) continue;
+    if (await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  return kernelPort();
+}
+
+const handedOut = new Set<number>();
+
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = fs
+      .readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (low && high) return [low, high];
+  } catch {
+    // not Linux: the IANA dynamic range
+  }
+  return [49_152, 65_535];
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
