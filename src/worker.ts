@@ -20,6 +20,7 @@ import { configuredWaf, createWafClient } from './waf/client';
 import { PerimeterMetrics, startMetricsServer } from './metrics';
 import { listRemediations, ENDING_STATES } from './client/remediation';
 import { GitLedger } from './ledger/ledger';
+import { WORKFLOWS } from './workflow-bundle';
 
 export interface PerimeterWorker {
   worker: Worker;
@@ -108,7 +109,10 @@ export async function createPerimeterWorker(
     maxCachedWorkflows: config.workerCache,
     ...(extras.workflowBundle
       ? { workflowBundle: extras.workflowBundle }
-      : { workflowsPath: require.resolve('../workflows') }),
+      : {
+          workflowsPath: WORKFLOWS.workflowsPath,
+          bundlerOptions: { preloadModules: WORKFLOWS.preloadModules },
+        }),
   });
   // A policy change reaches running incidents: newly allowlisted targets are released early.
   let enforcing = Promise.resolve();
