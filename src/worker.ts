@@ -20,7 +20,6 @@ import { configuredWaf, createWafClient } from './waf/client';
 import { PerimeterMetrics, startMetricsServer } from './metrics';
 import { listRemediations, ENDING_STATES } from './client/remediation';
 import { GitLedger } from './ledger/ledger';
-import { WORKFLOWS } from './workflow-bundle';
 
 export interface PerimeterWorker {
   worker: Worker;
@@ -109,10 +108,7 @@ export async function createPerimeterWorker(
     maxCachedWorkflows: config.workerCache,
     ...(extras.workflowBundle
       ? { workflowBundle: extras.workflowBundle }
-      : {
-          workflowsPath: WORKFLOWS.workflowsPath,
-          bundlerOptions: { preloadModules: WORKFLOWS.preloadModules },
-        }),
+      : { workflowsPath: require.resolve('../workflows') }),
   });
   // A policy change reaches running incidents: newly allowlisted targets are released early.
   let enforcing = Promise.resolve();

@@ -11,7 +11,6 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { freePort } from '../../src/dev/services';
 import { startTemporalServer } from '../../src/dev/temporal-server';
 import { startWafEmulator } from '../../src/dev/waf-emulator';
-import { WORKFLOWS } from '../../src/workflow-bundle';
 
 export default async function globalSetup(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -26,7 +25,7 @@ export default async function globalSetup(): Promise<void> {
       dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 300 },
     }),
     startWafEmulator({ port: wafPort, logFile: path.join(dir, 'waf-emulator.log') }),
-    bundleWorkflowCode({ ...WORKFLOWS, logger: quietLogger }),
+    bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger }),
   ]);
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   fs.writeFileSync(bundlePath, bundle.code);
