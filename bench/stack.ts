@@ -47,82 +47,95 @@ export async function startBenchStack(options: BenchStackOptions = {}): Promise<
   if (!runtimeInstalled) Runtime.install({ logger: new DefaultLogger('ERROR') });
   runtimeInstalled = true;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perimeter-bench-'));
-  const [temporal, waf] = await Promise.all([
-    freePort().then((port) =>
-      startTemporalServer({
-        port,
-        logFile: path.join(dir, 'temporal.log'),
-        dynamicConfig: options.dynamicConfig ?? {},
-      }),
-    ),
-    freePort().then((port) => startWafEmulator({ port, logFile: path.join(dir, 'waf.log') })),
-  ]);
-  const throttle = options.throttleWritesPerSecond
-    ? await startThrottleProxy(waf.endpoint, options.throttleWritesPerSecond)
-    : undefined;
-  const env: Record<string, string> = {
-    TEMPORAL_ADDRESS: temporal.address,
-    AWS_ENDPOINT_URL_WAFV2: throttle?.endpoint ?? waf.endpoint,
-    PERIMETER_STATE_DIR: dir,
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    ...(options.throttleWritesPerSecond
-      ? { PERIMETER_WAF_WRITE_RATE: String(options.throttleWritesPerSecond) }
-      : {}),
-    ...options.env,
+  // What has been started, undone last first: by `stop()`, or at once when a later step fails (a
+  // bench whose emulator cannot start must not hang on the Temporal server it already started).
+  const undo: Array<() => Promise<unknown>> = [async () => fs.rmSync(dir, { recursive: true, force: true })];
+  const undoAll = async () => {
+    let failure: unknown;
+    for (const step of undo.splice(0).reverse()) await step().catch((err: unknown) => (failure ??= err));
+    if (failure !== undefined) throw failure;
   };
-  const config = loadConfig(env);
-  const direct = configuredWaf(loadConfig({ ...env, AWS_ENDPOINT_URL_WAFV2: waf.endpoint }).waf);
-  await ensureWebAcl(direct.provision);
-  await initManagedWaf(direct.provision);
+  try {
+    const started = await Promise.allSettled([
+      freePort().then((port) =>
+        startTemporalServer({
+          port,
+          logFile: path.join(dir, 'temporal.log'),
+          dynamicConfig: options.dynamicConfig ?? {},
+        }),
+      ),
+      freePort().then((port) => startWafEmulator({ port, logFile: path.join(dir, 'waf.log') })),
+    ]);
+    for (const service of started) if (service.status === 'fulfilled') undo.push(() => service.value.stop());
+    const [temporal, waf] = started.map((service) => {
+      if (service.status === 'rejected') throw service.reason;
+      return service.value;
+    }) as [Awaited<ReturnType<typeof startTemporalServer>>, Awaited<ReturnType<typeof startWafEmulator>>];
+    const throttle = options.throttleWritesPerSecond
+      ? await startThrottleProxy(waf.endpoint, options.throttleWritesPerSecond)
+      : undefined;
+    if (throttle) undo.push(() => throttle.close());
+    const env: Record<string, string> = {
+      TEMPORAL_ADDRESS: temporal.address,
+      AWS_ENDPOINT_URL_WAFV2: throttle?.endpoint ?? waf.endpoint,
+      PERIMETER_STATE_DIR: dir,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...(options.throttleWritesPerSecond
+        ? { PERIMETER_WAF_WRITE_RATE: String(options.throttleWritesPerSecond) }
+        : {}),
+      ...options.env,
+    };
+    const config = loadConfig(env);
+    const direct = configuredWaf(loadConfig({ ...env, AWS_ENDPOINT_URL_WAFV2: waf.endpoint }).waf);
+    await ensureWebAcl(direct.provision);
+    await initManagedWaf(direct.provision);
 
-  let stopWorker: () => Promise<void>;
-  let workerPid: number | undefined;
-  if (options.workerProcess) {
-    // Ended with this process however it ends (a bench cut short must not leave its worker).
-    const child: ChildProcess = spawn(...withParentDeathSignal(process.execPath, [BIN, 'worker']), {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    workerPid = child.pid;
-    await new Promise<void>((resolve, reject) => {
-      let said = '';
-      child.stderr?.on('data', (d: Buffer) => {
-        said += d.toString();
-        if (said.includes('worker polling')) resolve();
+    let workerPid: number | undefined;
+    if (options.workerProcess) {
+      // Ended with this process however it ends (a bench cut short must not leave its worker).
+      const child: ChildProcess = spawn(...withParentDeathSignal(process.execPath, [BIN, 'worker']), {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'ignore', 'pipe'],
       });
-      child.once('exit', (code) => reject(new Error(`the worker exited (${code}): ${said}`)));
-    });
-    stopWorker = async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return; // died already: nothing to wait for
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT');
-      await exited;
+      workerPid = child.pid;
+      undo.push(async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return; // died already: nothing to wait for
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGINT');
+        await exited;
+      });
+      await new Promise<void>((resolve, reject) => {
+        let said = '';
+        child.stderr?.on('data', (d: Buffer) => {
+          said += d.toString();
+          if (said.includes('worker polling')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`the worker exited (${code}): ${said}`)));
+      });
+    } else {
+      const worker = await createPerimeterWorker(config, { log: () => undefined });
+      const running = worker.worker.run();
+      undo.push(async () => {
+        worker.worker.shutdown();
+        await running;
+        await worker.close();
+      });
+    }
+    const { client, connection } = await connectTemporal(config);
+    undo.push(() => connection.close());
+    return {
+      env,
+      config,
+      client,
+      gateway: direct.gateway,
+      throttle,
+      workerPid,
+      stop: undoAll,
     };
-  } else {
-    const worker = await createPerimeterWorker(config, { log: () => undefined });
-    const running = worker.worker.run();
-    stopWorker = async () => {
-      worker.worker.shutdown();
-      await running;
-      await worker.close();
-    };
+  } catch (err) {
+    await undoAll().catch(() => undefined); // the first failure is the one to report
+    throw err;
   }
-  const { client, connection } = await connectTemporal(config);
-  return {
-    env,
-    config,
-    client,
-    gateway: direct.gateway,
-    throttle,
-    workerPid,
-    async stop() {
-      await stopWorker();
-      await connection.close();
-      await throttle?.close();
-      await Promise.all([temporal.stop(), waf.stop()]);
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 export function percentile(values: number[], p: number): number {
