@@ -117,6 +117,14 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
         ),
       );
     }
+    report(
+      row(
+        '  (detections not waiting for their block)',
+        `${tp.open_loop_ips_per_s.toFixed(0)} IPs/s`,
+        'backlog in the task queue',
+        undefined,
+      ),
+    );
     const c = await cost(local, size.sleeping);
     results.cost = c;
     results.history_events_per_incident = c.history_events_per_incident;
