@@ -390,10 +390,8 @@ export async function cost(stack: BenchStack, sleeping: number): Promise<CostRes
   const handle = stack.client.workflow.getHandle(simple?.workflowId ?? '');
   await handle.result();
   const events = (await handle.fetchHistory()).events?.length ?? NaN;
-  // Settled too: what the earlier sections' load left behind is not yet given back, and a
-  // growth measured from there would count V8 returning it (once even as a negative growth).
   const { mb: before } = await settledRss(stack.workerPid);
-  const already = await blocked(stack); // earlier sections' incidents are still asleep too
+  const already = await blocked(stack);
   await pool(
     Array.from({ length: sleeping }, (_, i) => benchIp(i, 81)),
     100,
