@@ -125,8 +125,8 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
         undefined,
       ),
     );
-    // A worker of its own: the sections before leave the shared one's heap grown by their load,
-    // and V8 giving that back during the ramp would be counted against the sleeping incidents.
+    // A worker of its own (warmed up in `cost`): the sections before leave the shared one's heap
+    // grown by their load, and V8 giving that back would be counted against the sleeping incidents.
     const quiet = await startBenchStack({ workerProcess: true, throttleWritesPerSecond: 1000 });
     const c = await cost(quiet, size.sleeping).finally(() => quiet.stop());
     results.cost = c;
