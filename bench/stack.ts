@@ -67,10 +67,10 @@ export async function startBenchStack(options: BenchStackOptions = {}): Promise<
       freePort().then((port) => startWafEmulator({ port, logFile: path.join(dir, 'waf.log') })),
     ]);
     for (const service of started) if (service.status === 'fulfilled') undo.push(() => service.value.stop());
-    const [temporal, waf] = started.map((service) => {
-      if (service.status === 'rejected') throw service.reason;
-      return service.value;
-    }) as [Awaited<ReturnType<typeof startTemporalServer>>, Awaited<ReturnType<typeof startWafEmulator>>];
+    const [temporalStart, wafStart] = started;
+    if (temporalStart.status === 'rejected') throw temporalStart.reason;
+    if (wafStart.status === 'rejected') throw wafStart.reason;
+    const [temporal, waf] = [temporalStart.value, wafStart.value];
     const throttle = options.throttleWritesPerSecond
       ? await startThrottleProxy(waf.endpoint, options.throttleWritesPerSecond)
       : undefined;

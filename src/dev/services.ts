@@ -84,7 +84,6 @@ export function startService(
   };
 }
 
-/** A TCP port on 127.0.0.1 that is free right now. */
 /**
  * A free loopback port for a service about to start, taken from below the kernel's ephemeral
  * range: a port handed out by the kernel (`listen(0)`, or an outgoing connection) can be taken
@@ -147,12 +146,8 @@ function kernelPort(): Promise<number> {
 }
 
 /** Fails fast when something already listens on the port, with a message that says which. */
-export function assertPortFree(port: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', () => reject(new Error(`port ${port} (${what}) is already in use on 127.0.0.1`)));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
-  });
+export async function assertPortFree(port: number, what: string): Promise<void> {
+  if (!(await canListen(port))) throw new Error(`port ${port} (${what}) is already in use on 127.0.0.1`);
 }
 
 /** Polls `probe` until it succeeds, the service dies, or the deadline passes. */
