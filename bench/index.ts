@@ -116,6 +116,10 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
           undefined,
         ),
       );
+      const rates = tp.slice_rates
+        .map((r) => `${r.ips_per_s.toFixed(0)}/${r.raw_per_s.toFixed(0)}`)
+        .join(' ');
+      report(row('  (each slice: IPs/s / raw wf/s)', '', rates, undefined));
     }
     report(
       row(

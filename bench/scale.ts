@@ -269,6 +269,8 @@ export interface ThroughputResult {
   ratio: number;
   /** Each slice's own ratio, in order (see `throughput`). */
   slice_ratios: number[];
+  /** Each slice's rates, in order: blocked IPs/s and raw workflows/s. */
+  slice_rates: Array<{ ips_per_s: number; raw_per_s: number }>;
   /** Detections sent as fast as they are accepted, each not waiting for its block (one slice). */
   open_loop_ips_per_s: number;
 }
@@ -299,33 +301,36 @@ export async function throughput(
   if (!throttle) throw new Error('throughput is read at the proxy in front of the emulator');
   const already = await blocked(stack);
   const per = Math.ceil(n / slices);
+  /** Seconds for `ips` as separate incidents, 50 lanes each waiting for its address to be written. */
+  const incidents = async (ips: string[]) => {
+    const t0 = performance.now();
+    await pool(ips, 50, async (ip) => {
+      const written = throttle.added(`${ip}/32`, 600_000);
+      await startRemediation(stack, detection([ip]));
+      await written;
+    });
+    return (performance.now() - t0) / 1000;
+  };
   let rawSeconds = 0;
   let incidentSeconds = 0;
   const sliceRatios: number[] = [];
+  const sliceRates: ThroughputResult['slice_rates'] = [];
   for (let s = 0; s < slices; s++) {
     const ips = Array.from({ length: per }, (_, i) => benchIp(s * per + i, 61));
     const raw = async () => per / (await ping.rawRate(per, `raw-${s}`));
-    const incidents = async () => {
-      const t0 = performance.now();
-      await pool(ips, 50, async (ip) => {
-        const written = throttle.added(`${ip}/32`, 600_000);
-        await startRemediation(stack, detection([ip]));
-        await written;
-      });
-      return (performance.now() - t0) / 1000;
-    };
     let rawTime: number;
     let incidentTime: number;
     if (s % 2 === 0) {
       rawTime = await raw();
-      incidentTime = await incidents();
+      incidentTime = await incidents(ips);
     } else {
-      incidentTime = await incidents();
+      incidentTime = await incidents(ips);
       rawTime = await raw();
     }
     rawSeconds += rawTime;
     incidentSeconds += incidentTime;
     sliceRatios.push(rawTime / incidentTime);
+    sliceRates.push({ ips_per_s: per / incidentTime, raw_per_s: per / rawTime });
   }
   const open = Array.from({ length: per }, (_, i) => benchIp(slices * per + i, 61));
   const t0 = performance.now();
@@ -343,6 +348,7 @@ export async function throughput(
     raw_workflows_per_s: rawPerS,
     ratio: ipsPerS / rawPerS,
     slice_ratios: sliceRatios,
+    slice_rates: sliceRates,
     open_loop_ips_per_s: per / openSeconds,
   };
 }

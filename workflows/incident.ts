@@ -68,8 +68,12 @@ export class Incident {
   ledger = false;
   /** The expiry the ledger was last given: an extension records a new one. */
   recordedExpiry: number | undefined;
-  /** Ledger commits, one after another in the order they happened; they never hold up the WAF side. */
-  private records: Promise<void> = Promise.resolve();
+  /**
+   * Ledger commits, one after another in the order they happened; they never hold up the WAF side.
+   * Made on first use, as are `posted` and `notices`: an incident that never needs them creates no
+   * promise for them (the SDK captures a stack trace for every promise a workflow makes).
+   */
+  private records: Promise<void> | undefined;
   private pendingRecords = 0;
   /** Whether a person decides: the detection's wish, or the policy's requirement. */
   approval: ApprovalMode;
@@ -132,10 +136,10 @@ export class Incident {
   decision: DecisionRecord | undefined;
   /** The approval request's message, once posted; outcomes are written into it. */
   approvalMessage: MessageRef | undefined;
-  /** Settles when the approval request has been posted (or given up on). */
-  posted: Promise<void> = Promise.resolve();
+  /** Settles when the approval request has been posted (or given up on); unset until it is asked for. */
+  posted: Promise<void> | undefined;
   /** Message edits, one after another so the last word is the latest; awaited (briefly) at the end. */
-  private notices: Promise<unknown> = Promise.resolve();
+  private notices: Promise<unknown> | undefined;
   private pendingNotices = 0;
   /** Cancels a still-retrying approval post once someone has decided. */
   cancelPosting: () => void = () => undefined;
@@ -198,7 +202,7 @@ export class Incident {
   /** Queues a ledger commit behind the earlier ones; settles when it is done (or noted as missed). */
   recordInOrder(commit: () => Promise<void>): Promise<void> {
     this.pendingRecords++;
-    const done = this.records.then(commit).finally(() => void this.pendingRecords--);
+    const done = (this.records ?? Promise.resolve()).then(commit).finally(() => void this.pendingRecords--);
     this.records = done.catch(() => undefined);
     return done;
   }
@@ -211,7 +215,7 @@ export class Incident {
   /** Queues a message edit behind the earlier ones; it never holds up the remediation itself. */
   track(notice: () => Promise<unknown>): void {
     this.pendingNotices++;
-    this.notices = this.notices
+    this.notices = (this.notices ?? Promise.resolve())
       .then(notice)
       .catch(() => undefined)
       .then(() => void this.pendingNotices--);

@@ -278,7 +278,7 @@ export function tellApprover(incident: Incident, outcome: MessageUpdate['outcome
   if (incident.approval === 'none') return;
   const { workflowId } = workflowInfo();
   incident.track(() =>
-    incident.posted.then(() => {
+    (incident.posted ?? Promise.resolve()).then(() => {
       const ref = incident.approvalMessage;
       if (!ref) return undefined;
       return updateApprovalMessage.executeWithOptions(
