@@ -1,7 +1,8 @@
 /**
  * Durability: the worker process is killed (SIGKILL) while a block is held, or while the block's
- * first write has landed but not been answered; a new worker process picks the incident up from
- * Temporal and releases the block when the TTL ends.
+ * first write has landed but not been answered (before its task completed, or after the worker
+ * had kept the task alive past its timeout, so the next worker runs the write again in a replay);
+ * a new worker process picks the incident up from Temporal and releases the block when the TTL ends.
  */
 import type { ChildProcess } from 'node:child_process';
 import { startRemediation, waitUntilSettled } from '../../src/client/remediation';
@@ -109,3 +110,51 @@ it('releases a block whose first write landed just before the worker died', asyn
     await proxy.close();
   }
 }, 60_000);
+
+it('releases a block whose write landed while its task was kept alive, after the worker died', async () => {
+  const ip = '192.0.2.202';
+  for (const w of workers) w.kill('SIGKILL');
+  await Promise.all(workers.map(exited));
+  // The write lands and its answer is withheld until the AWS client gives up on it (10 s): the
+  // worker keeps the first task alive meanwhile by completing it empty at 8 s and taking the next.
+  const proxy = await startThrottleProxy(stack.env.AWS_ENDPOINT_URL_WAFV2 ?? '', 100_000, {
+    withholdAnswer: (body) => body.includes(`"${ip}/32"`),
+  });
+  try {
+    const first = startWorkerProcess({ AWS_ENDPOINT_URL_WAFV2: proxy.endpoint });
+    const [started] = await startRemediation(
+      { client: stack.client, config: stack.config },
+      buildDetection({ targets: [ip], ttlMs: 3_000 }),
+    );
+    const handle = stack.client.workflow.getHandle<typeof remediate>(started!.workflowId);
+    await proxy.added(`${ip}/32`, 30_000);
+    // The task kept alive: its first part completed with nothing in it, the add still unanswered.
+    await waitFor(
+      'the first task kept alive',
+      async () =>
+        ((await handle.fetchHistory()).events ?? []).some((e) => e.workflowTaskCompletedEventAttributes),
+      9_500,
+    );
+    first.kill('SIGKILL');
+    await exited(first);
+    let events = (await handle.fetchHistory()).events ?? [];
+    expect(events.some((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toBe(
+      false,
+    );
+
+    // The next worker replays that completed part and runs the add afresh as a local activity, in
+    // a replay: it cannot tell its own earlier write from someone else's, so it claims the address.
+    startWorkerProcess();
+    const result = await handle.result();
+    expect(result.state).toBe('released');
+    expect(result.timeline.map((t) => t.message).join('\n')).not.toMatch(/left as found/);
+    expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+    events = (await handle.fetchHistory()).events ?? [];
+    // Still the local way: no add activity was scheduled.
+    expect(
+      events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'addToIpSet'),
+    ).toHaveLength(0);
+  } finally {
+    await proxy.close();
+  }
+}, 90_000);
