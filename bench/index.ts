@@ -196,7 +196,7 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
       row(
         'naive per-IP read-modify-write',
         `${b.naive_ips_per_s.toFixed(2)} IPs/s`,
-        `${b.naive_calls_per_ip.toFixed(1)} calls, ${b.naive_conflicts_per_ip.toFixed(1)} conflicts/IP`,
+        `${b.naive_calls_per_ip.toFixed(1)} calls (${b.naive_throttled_per_ip.toFixed(1)} throttled), ${b.naive_conflicts_per_ip.toFixed(1)} conflicts/IP`,
         undefined,
       ),
     );

@@ -149,6 +149,8 @@ export interface BurstResult {
   separate_waf_writes: number;
   naive_ips_per_s: number;
   naive_calls_per_ip: number;
+  /** Of those calls, the ones the throttle refused (each retried after a short pause). */
+  naive_throttled_per_ip: number;
   naive_conflicts_per_ip: number;
   ratio_to_naive: number;
 }
@@ -203,6 +205,7 @@ export async function burst(
     separate_waf_writes: separateWrites,
     naive_ips_per_s: naive.ips / naiveSeconds,
     naive_calls_per_ip: naive.ips > 0 ? naive.calls / naive.ips : Infinity,
+    naive_throttled_per_ip: naive.ips > 0 ? naive.throttled / naive.ips : Infinity,
     naive_conflicts_per_ip: naive.ips > 0 ? naive.conflicts / naive.ips : Infinity,
     ratio_to_naive: campaignIps / seconds / Math.max(naive.ips / naiveSeconds, 1e-9),
   };
