@@ -66,22 +66,33 @@ it('releases the block on time after the worker is killed and a new one starts',
   expect(Date.parse(result.releasedAt ?? '')).toBeGreaterThanOrEqual(expiresAt);
 });
 
-it('releases a block whose first write landed just before the worker died', async () => {
-  const ip = '192.0.2.201';
-  // Only the worker about to die may take the incident's first task.
+/**
+ * An incident whose first write lands but is never answered: the UpdateIPSet that carries the
+ * address is written by the emulator behind a proxy that withholds its answer. Only the worker
+ * started here (the one about to die) may take the incident's first task.
+ */
+async function withAnswerWithheld(ip: string) {
   for (const w of workers) w.kill('SIGKILL');
   await Promise.all(workers.map(exited));
-  // In front of the emulator: the UpdateIPSet that carries the address is written, and its
-  // answer withheld.
   const proxy = await startThrottleProxy(stack.env.AWS_ENDPOINT_URL_WAFV2 ?? '', 100_000, {
     withholdAnswer: (body) => body.includes(`"${ip}/32"`),
   });
+  const first = startWorkerProcess({ AWS_ENDPOINT_URL_WAFV2: proxy.endpoint });
+  const [started] = await startRemediation(
+    { client: stack.client, config: stack.config },
+    buildDetection({ targets: [ip], ttlMs: 3_000 }),
+  ).catch(async (err: unknown) => {
+    await proxy.close();
+    throw err;
+  });
+  const handle = stack.client.workflow.getHandle<typeof remediate>(started!.workflowId);
+  return { proxy, first, handle };
+}
+
+it('releases a block whose first write landed just before the worker died', async () => {
+  const ip = '192.0.2.201';
+  const { proxy, first, handle } = await withAnswerWithheld(ip);
   try {
-    const first = startWorkerProcess({ AWS_ENDPOINT_URL_WAFV2: proxy.endpoint });
-    const [started] = await startRemediation(
-      { client: stack.client, config: stack.config },
-      buildDetection({ targets: [ip], ttlMs: 3_000 }),
-    );
     // The add runs inside the incident's first workflow task: it lands, the worker dies before
     // it hears so, and that task never completes.
     await proxy.added(`${ip}/32`, 30_000);
@@ -92,7 +103,6 @@ it('releases a block whose first write landed just before the worker died', asyn
     // The task's next attempt, on a new worker, finds the address in the set. It cannot tell its
     // own write from someone else's, so it counts it as its own: released at the end of the TTL.
     startWorkerProcess();
-    const handle = stack.client.workflow.getHandle<typeof remediate>(started!.workflowId);
     const result = await handle.result();
     expect(result.state).toBe('released');
     expect(result.timeline.map((t) => t.message).join('\n')).not.toMatch(/left as found/);
@@ -113,20 +123,10 @@ it('releases a block whose first write landed just before the worker died', asyn
 
 it('releases a block whose write landed while its task was kept alive, after the worker died', async () => {
   const ip = '192.0.2.202';
-  for (const w of workers) w.kill('SIGKILL');
-  await Promise.all(workers.map(exited));
-  // The write lands and its answer is withheld until the AWS client gives up on it (10 s): the
-  // worker keeps the first task alive meanwhile by completing it empty at 8 s and taking the next.
-  const proxy = await startThrottleProxy(stack.env.AWS_ENDPOINT_URL_WAFV2 ?? '', 100_000, {
-    withholdAnswer: (body) => body.includes(`"${ip}/32"`),
-  });
+  // The AWS client waits 10 s for the withheld answer, twice: the worker keeps the first task
+  // alive meanwhile by completing it empty at 8 s (of its 10 s timeout) and taking the next.
+  const { proxy, first, handle } = await withAnswerWithheld(ip);
   try {
-    const first = startWorkerProcess({ AWS_ENDPOINT_URL_WAFV2: proxy.endpoint });
-    const [started] = await startRemediation(
-      { client: stack.client, config: stack.config },
-      buildDetection({ targets: [ip], ttlMs: 3_000 }),
-    );
-    const handle = stack.client.workflow.getHandle<typeof remediate>(started!.workflowId);
     await proxy.added(`${ip}/32`, 30_000);
     // The task kept alive: its first part completed with nothing in it, the add still unanswered.
     await waitFor(
