@@ -316,7 +316,6 @@ export async function throughput(
   };
   let rawSeconds = 0;
   let incidentSeconds = 0;
-  const sliceRatios: number[] = [];
   const sliceRates: ThroughputResult['slice_rates'] = [];
   for (let s = 0; s < slices; s++) {
     const ips = Array.from({ length: per }, (_, i) => benchIp(s * per + i, 61));
@@ -332,7 +331,6 @@ export async function throughput(
     }
     rawSeconds += rawTime;
     incidentSeconds += incidentTime;
-    sliceRatios.push(rawTime / incidentTime);
     sliceRates.push({ ips_per_s: per / incidentTime, raw_per_s: per / rawTime });
   }
   const open = Array.from({ length: per }, (_, i) => benchIp(slices * per + i, 61));
@@ -350,7 +348,8 @@ export async function throughput(
     ips_per_s: ipsPerS,
     raw_workflows_per_s: rawPerS,
     ratio: ipsPerS / rawPerS,
-    slice_ratios: sliceRatios,
+    // Equal slices: each slice's ratio is its two rates' (raw seconds / incident seconds).
+    slice_ratios: sliceRates.map((r) => r.ips_per_s / r.raw_per_s),
     slice_rates: sliceRates,
     open_loop_ips_per_s: per / openSeconds,
   };
