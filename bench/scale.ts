@@ -374,19 +374,26 @@ function rssMb(pid: number): number {
   return kb / 1024;
 }
 
+/** How still the worker's memory must hold before it is read: `samples` readings `everyMs` apart. */
+export interface SettleWindow {
+  everyMs: number;
+  samples: number;
+}
+
 /**
  * The worker's memory once the incidents are asleep: V8 gives back what the ramp-up left only
- * after a while, so this samples every 2 s until the last 10 s moved it less than 2 MB (at most
- * 120 s) — what the process holds while its incidents sleep, not the garbage of starting them.
+ * after a while, so this samples every `everyMs` until the last `samples` of them moved it less
+ * than 2 MB (at most 120 s) — what the process holds while its incidents sleep, not the garbage
+ * of starting them.
  */
-async function settledRss(pid: number): Promise<{ mb: number; seconds: number }> {
+async function settledRss(pid: number, calm: SettleWindow): Promise<{ mb: number; seconds: number }> {
   const t0 = performance.now();
   const samples = [rssMb(pid)];
   while (performance.now() - t0 < 120_000) {
-    await new Promise((r) => setTimeout(r, 2_000));
+    await new Promise((r) => setTimeout(r, calm.everyMs));
     samples.push(rssMb(pid));
-    const recent = samples.slice(-6);
-    if (recent.length === 6 && Math.max(...recent) - Math.min(...recent) < 2) break;
+    const recent = samples.slice(-calm.samples);
+    if (recent.length === calm.samples && Math.max(...recent) - Math.min(...recent) < 2) break;
   }
   return { mb: samples[samples.length - 1] ?? NaN, seconds: (performance.now() - t0) / 1000 };
 }
@@ -395,21 +402,22 @@ async function settledRss(pid: number): Promise<{ mb: number; seconds: number }>
 const WARM_UP = 400;
 
 /** History events of one simple incident, and the worker's memory with many incidents asleep on their TTL. */
-export async function cost(stack: BenchStack, sleeping: number): Promise<CostResult> {
+export async function cost(stack: BenchStack, sleeping: number, calm: SettleWindow): Promise<CostResult> {
   if (!stack.workerPid) throw new Error('the cost section needs the worker in its own process');
   const [simple] = await startRemediation(stack, detection([benchIp(0, 71)], 1_000));
   const handle = stack.client.workflow.getHandle(simple?.workflowId ?? '');
-  await handle.result();
-  const events = (await handle.fetchHistory()).events?.length ?? NaN;
   // A worker in service, not one just started: its workflow cache full (more than it holds have
   // run through it), its code compiled. A fresh worker grows by about 100 MB with its first 200.
+  // (The simple incident runs its 1 s TTL meanwhile; it is released before the count below.)
   await pool(
     Array.from({ length: WARM_UP }, (_, i) => benchIp(i, 72)),
     50,
     (ip) => startRemediation(stack, detection([ip])),
   );
+  await handle.result();
+  const events = (await handle.fetchHistory()).events?.length ?? NaN;
   await until('the warm-up asleep', async () => (await blocked(stack)) >= WARM_UP, 300_000, 500);
-  const { mb: before } = await settledRss(stack.workerPid);
+  const { mb: before } = await settledRss(stack.workerPid, calm);
   const already = await blocked(stack);
   await pool(
     Array.from({ length: sleeping }, (_, i) => benchIp(i, 81)),
@@ -425,7 +433,7 @@ export async function cost(stack: BenchStack, sleeping: number): Promise<CostRes
   ).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 3_000));
   const ramp = rssMb(stack.workerPid);
-  const settled = await settledRss(stack.workerPid);
+  const settled = await settledRss(stack.workerPid, calm);
   const asleep = (await blocked(stack)) - already;
   return {
     history_events_per_incident: events,
