@@ -9,6 +9,7 @@ import type { CheckResult, SetChangeResult, WafGateway } from '../src/waf/gatewa
 import { ErrorTypes, toApplicationFailure } from './errors';
 import { allowlisted, allowlistMessage } from '../src/domain/allowlist';
 import { parseTarget } from '../src/domain/targets';
+import { AddJournal, type AddTry } from '../src/waf/add-journal';
 import type { Policy } from '../src/policy/policy';
 import { assessRemediation, type AssessDeps } from '../src/policy/assess';
 import { withCaps } from '../src/policy/policy';
@@ -199,6 +200,8 @@ function policyRejected(message: string, problems: string[]): ApplicationFailure
 
 export function createActivities(deps: ActivityDeps) {
   const gateway = (input: { dryRun?: boolean }) => (input.dryRun ? deps.dryRunWaf : deps.waf);
+  /** What this worker's adds may have written, per incident run: see `othersFound`. */
+  const journal = new AddJournal();
 
   /** Policy check with the worker's limits; a refusal is permanent and says why. */
   function validateRemediation(input: ValidateInput): ValidatedRemediation {
@@ -250,14 +253,40 @@ export function createActivities(deps: ActivityDeps) {
         if (allowed) throw policyRejected(allowlistMessage(target, allowed), []);
       }
     }
+    const { info } = Context.current();
+    const first = info.attempt === 1 && !input.mayHaveWritten;
+    const runId = info.workflowExecution?.runId;
+    const tried = runId === undefined ? undefined : journal.begin(runId, input.action, first);
     const result = await wafCall(() =>
-      gateway(input).apply(input.action, input.cidrs, { signal: attemptSignal() }),
+      gateway(input).apply(input.action, input.cidrs, {
+        signal: attemptSignal(),
+        ...(tried ? { adds: tried } : {}),
+      }),
     );
+    if (runId !== undefined) journal.done(runId, input.action);
     if (input.startedAt !== undefined && input.action !== 'count' && !input.dryRun) {
       deps.onApplied?.(input.action, (Date.now() - input.startedAt) / 1000);
     }
-    const first = Context.current().info.attempt === 1 && !input.mayHaveWritten;
-    return { ...result, others: first ? result.unchanged : [] };
+    return { ...result, others: othersFound(input, first, tried, result.unchanged) };
+  }
+
+  /**
+   * Of the addresses an add found already in the set, those someone else put there. On the
+   * first try, all of them. On a retry of the local add in the incident's first task (its
+   * earlier tries all ran here, in the same task: an answer lost, a write timed out), those no
+   * earlier try was sent to add, as this process remembers. Otherwise an earlier try, perhaps on
+   * another worker, may have written any of them: none, and the incident claims them all
+   * (taking someone's address out with its own at the end is better than leaving its own behind).
+   */
+  function othersFound(
+    input: SetChangeInput,
+    first: boolean,
+    tried: AddTry | undefined,
+    present: string[],
+  ): string[] {
+    if (first) return present;
+    if (!Context.current().info.isLocal || input.mayHaveWritten || !tried) return [];
+    return tried.notAdded(present) ?? [];
   }
 
   return {

@@ -23,6 +23,19 @@ export interface CheckResult {
 export interface CallOptions {
   /** Aborts the call; no write starts after it fires (the caller's deadline or cancellation). */
   signal?: AbortSignal;
+  /** `apply` only: told what each write carrying this call's additions adds (see `AddWatcher`). */
+  adds?: AddWatcher;
+}
+
+/**
+ * Told, as each write carrying a call's additions is sent, which of its addresses that write
+ * adds; and again if AWS refused that write outright (a stale lock token, throttling), so it
+ * added nothing. What was sent and not refused is what may be in a set because of the call,
+ * even when its answer never came.
+ */
+export interface AddWatcher {
+  sending(cidrs: string[]): void;
+  refused(cidrs: string[]): void;
 }
 
 export interface WafGateway {

@@ -9,6 +9,7 @@
  */
 import { GetIPSetCommand, UpdateIPSetCommand, type WAFV2Client } from '@aws-sdk/client-wafv2';
 import { parseTarget } from '../domain/targets';
+import type { AddWatcher } from './gateway';
 import type { WriteLimiter } from './write-limiter';
 
 export class WafError extends Error {
@@ -27,6 +28,8 @@ export interface SetOp {
   kind: 'add' | 'remove';
   /** Normalised CIDRs. */
   cidrs: string[];
+  /** An add's: told what each write carrying it adds, and when one was refused (see gateway.ts). */
+  watch?: AddWatcher;
 }
 
 export interface OpResult {
@@ -185,6 +188,13 @@ export class IpSetWriter {
         }
         return this.settle(batch, merged.outcomes, false, conflicts);
       }
+      // Before the write leaves: should its answer be lost, each caller knows what it may have added.
+      const told = (say: (w: AddWatcher, cidrs: string[]) => void) =>
+        batch.forEach((p, i) => {
+          const o = merged.outcomes[i];
+          if (p.op.watch && o && !('refused' in o) && o.changed.length > 0) say(p.op.watch, o.changed);
+        });
+      told((w, cidrs) => w.sending(cidrs));
       try {
         this.o.limiter.sending();
         const out = await this.o.client.send(
@@ -205,6 +215,10 @@ export class IpSetWriter {
         return this.settle(batch, merged.outcomes, true, conflicts);
       } catch (err) {
         this.cache = undefined;
+        // Refused outright, this write added nothing; any other failure may have followed its landing.
+        if (['WAFOptimisticLockException', 'ThrottlingException'].includes((err as Error).name)) {
+          told((w, cidrs) => w.refused(cidrs));
+        }
         if ((err as Error).name === 'WAFOptimisticLockException' && conflicts < this.o.lockRetries) {
           conflicts++;
           this.o.stats.lockConflicts++;

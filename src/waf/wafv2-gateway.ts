@@ -78,11 +78,15 @@ export class Wafv2Gateway implements WafGateway {
     this.fill = Math.min(options.shardFill ?? IP_SET_CAPACITY, IP_SET_CAPACITY);
   }
 
-  async apply(action: SetAction, cidrs: string[], { signal }: CallOptions = {}): Promise<SetChangeResult> {
+  async apply(
+    action: SetAction,
+    cidrs: string[],
+    { signal, adds }: CallOptions = {},
+  ): Promise<SetChangeResult> {
     const total = emptyResult();
     for (const [family, wanted] of groupByFamily(cidrs)) {
       const { submitted, unchanged } = await this.serialized(`${action}-${family}`, () =>
-        this.route(action, family, wanted, signal),
+        this.route(action, family, wanted, { signal, adds }),
       );
       total.unchanged.push(...unchanged);
       addUp(total, await Promise.all(submitted), true);
@@ -152,7 +156,7 @@ export class Wafv2Gateway implements WafGateway {
    * Decides which shard takes each new address — the first with room, opening the next when all
    * are full — and queues the additions. Addresses already in a shard stay where they are.
    */
-  private async route(action: SetAction, family: IpFamily, cidrs: string[], signal: AbortSignal | undefined) {
+  private async route(action: SetAction, family: IpFamily, cidrs: string[], { signal, adds }: CallOptions) {
     const shards = await this.shards(action, family);
     // An address a shard already holds goes back to that shard (its writer confirms it with a
     // fresh read before calling it a no-op), so no address lands in two shards.
@@ -168,7 +172,7 @@ export class Wafv2Gateway implements WafGateway {
     for (const [name, take] of byHome) {
       submitted.push(
         this.writer(name)
-          .submit({ kind: 'add', cidrs: take }, signal)
+          .submit({ kind: 'add', cidrs: take, ...(adds ? { watch: adds } : {}) }, signal)
           .then((result) => ({ name, result })),
       );
     }
@@ -181,7 +185,7 @@ export class Wafv2Gateway implements WafGateway {
       rest = rest.slice(room);
       submitted.push(
         this.writer(name)
-          .submit({ kind: 'add', cidrs: take }, signal)
+          .submit({ kind: 'add', cidrs: take, ...(adds ? { watch: adds } : {}) }, signal)
           .then((result) => ({ name, result })),
       );
     }

@@ -116,6 +116,24 @@ describe('IpSetWriter: group commit', () => {
     );
   });
 
+  it('tells a watcher what each write adds, and takes back a write refused for a stale lock token', async () => {
+    const { client, config, name } = await setup();
+    const { gateway } = timedGateway(config);
+    await gateway.apply('block', [ip(0)]); // the writer keeps the set as written, and its token
+    const theirs = '198.51.100.201/32';
+    await foreignAdd(client, name, theirs); // that token is now stale, and the set holds theirs
+    const told: string[] = [];
+    const adds = {
+      sending: (cidrs: string[]) => told.push(...cidrs.map((c) => `+${c}`)),
+      refused: (cidrs: string[]) => told.push(...cidrs.map((c) => `-${c}`)),
+    };
+    const result = await gateway.apply('block', [ip(1), theirs], { adds });
+    // From memory both looked new; refused, re-read, only one was: what may be there because of the call.
+    expect(told).toEqual([`+${ip(1)}`, `+${theirs}`, `-${ip(1)}`, `-${theirs}`, `+${ip(1)}`]);
+    expect(result).toMatchObject({ changed: [ip(1)], unchanged: [theirs], lockConflicts: 1 });
+    expect((await contents(client, name)).sort()).toEqual([ip(0), ip(1), theirs].sort());
+  });
+
   it('does not trust its memory for a no-op: an address someone removed by hand is added again', async () => {
     const { client, config, name, gateway: other } = await setup();
     const { gateway } = timedGateway(config);

@@ -236,6 +236,23 @@ it('releases a block whose first write landed but whose answer was lost', async 
   expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
 });
 
+it("leaves someone else's address as found when the first write's answer was lost", async () => {
+  const [ip, fresh] = [pool.v4(), pool.v4()];
+  await stack.gateway.apply('block', [`${ip}/32`]); // put there by someone else
+  faults.applyAnswersLost = 1;
+  const [s] = await startRemediation(deps(), buildDetection({ targets: [ip, fresh], ttlMs: 1_500 }));
+  const result = await handleOf(s!.workflowId).result();
+  expect(result.state).toBe('released');
+  // The retry knew its lost write had added only the other address: that one is released.
+  expect(result.timeline.map((t) => t.message).join('\n')).toMatch(
+    new RegExp(`left as found\\): ${ip.replace(/\./g, '\\.')}/32$`, 'm'),
+  );
+  const after = await stack.setContents('block');
+  expect(after).toContain(`${ip}/32`);
+  expect(after).not.toContain(`${fresh}/32`);
+  await stack.gateway.release('block', [`${ip}/32`]);
+});
+
 it('tells a started incident from the signal-with-start answer; only a repeat asks the server', async () => {
   const calls: string[] = [];
   const counted: Interceptor = (options, nextCall) => {

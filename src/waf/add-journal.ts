@@ -1,0 +1,72 @@
+/**
+ * What this worker process's writes may have added, per incident run and action. An add tried
+ * again after an answer that never came cannot tell from the set alone whether an address there
+ * is its own earlier write or someone else's; this memory can, for tries all made here.
+ *
+ * Only tries that failed are kept (a retry comes within seconds, in the same workflow task), and
+ * at most `max` of them: past that the least recently tried go. A later try of a run whose
+ * entry went finds none, and is not judged from memory.
+ */
+import type { AddWatcher } from './gateway';
+
+/** One run's adds to one action's sets, over its tries: watches each try's writes. */
+export class AddTry implements AddWatcher {
+  /** Writes sent to add each address and not refused (counted: a refusal undoes one send). */
+  private readonly sent = new Map<string, number>();
+
+  /** `whole`: the first try, and every try since, recorded here. */
+  constructor(readonly whole: boolean) {}
+
+  sending(cidrs: string[]): void {
+    for (const c of cidrs) this.sent.set(c, (this.sent.get(c) ?? 0) + 1);
+  }
+
+  refused(cidrs: string[]): void {
+    for (const c of cidrs) {
+      const n = (this.sent.get(c) ?? 0) - 1;
+      if (n > 0) this.sent.set(c, n);
+      else this.sent.delete(c);
+    }
+  }
+
+  /**
+   * Of the addresses the set already held (`present`), those no recorded write may have added:
+   * someone else's, when every try was recorded here. Undefined when not.
+   */
+  notAdded(present: string[]): string[] | undefined {
+    return this.whole ? present.filter((c) => !this.sent.has(c)) : undefined;
+  }
+}
+
+export class AddJournal {
+  private readonly runs = new Map<string, AddTry>();
+
+  constructor(private readonly max = 20_000) {}
+
+  /**
+   * A try of the run's add begins. `first`: no earlier try can exist (the first attempt of the
+   * first task's add). A later try with no entry follows tries this process did not record.
+   */
+  begin(runId: string, action: string, first: boolean): AddTry {
+    const key = `${runId} ${action}`;
+    const known = this.runs.get(key);
+    this.runs.delete(key); // re-inserted last: the least recently tried go first
+    const entry = known && !first ? known : new AddTry(first);
+    this.runs.set(key, entry);
+    for (const oldest of this.runs.keys()) {
+      if (this.runs.size <= this.max) break;
+      this.runs.delete(oldest);
+    }
+    return entry;
+  }
+
+  /** The try got its answer: the add is done, and nothing tries it again in this workflow task. */
+  done(runId: string, action: string): void {
+    this.runs.delete(`${runId} ${action}`);
+  }
+
+  /** Failed tries kept, awaiting a retry. */
+  get size(): number {
+    return this.runs.size;
+  }
+}
