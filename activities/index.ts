@@ -256,14 +256,15 @@ export function createActivities(deps: ActivityDeps) {
     const { info } = Context.current();
     const first = info.attempt === 1 && !input.mayHaveWritten;
     const runId = info.workflowExecution?.runId;
-    const tried = runId === undefined ? undefined : journal.begin(runId, input.action, first);
+    // Only a local add is judged from memory (see `othersFound`): only its tries are all kept here.
+    const tried = info.isLocal && runId !== undefined ? journal.begin(runId, input.action, first) : undefined;
     const result = await wafCall(() =>
       gateway(input).apply(input.action, input.cidrs, {
         signal: attemptSignal(),
         ...(tried ? { adds: tried } : {}),
       }),
     );
-    if (runId !== undefined) journal.done(runId, input.action);
+    if (tried && runId !== undefined) journal.done(runId, input.action);
     if (input.startedAt !== undefined && input.action !== 'count' && !input.dryRun) {
       deps.onApplied?.(input.action, (Date.now() - input.startedAt) / 1000);
     }
