@@ -89,6 +89,11 @@ export interface IpSetWriterOptions {
   stats: WriterStats;
 }
 
+/** How many times the SDK sent the request that failed with `err` (it retries timeouts once). */
+function sdkAttempts(err: unknown): number {
+  return (err as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
+}
+
 /** Canonical form for comparing entries that AWS may store in another spelling. */
 export function canonical(entry: string): string {
   try {
@@ -156,6 +161,8 @@ export class IpSetWriter {
     let throttled = 0;
     let fresh = false;
     let fromRead = false;
+    /** Per caller, what a refused write may have added all the same (see below): the caller's. */
+    const mayHaveAdded = new Map<Pending, Set<string>>();
     for (;;) {
       batch = this.dropAborted(batch);
       if (batch.length === 0) return;
@@ -186,7 +193,7 @@ export class IpSetWriter {
           this.cache = undefined;
           continue;
         }
-        return this.settle(batch, merged.outcomes, false, conflicts);
+        return this.settle(batch, merged.outcomes, false, conflicts, mayHaveAdded);
       }
       // Before the write leaves: should its answer be lost, each caller knows what it may have added.
       const told = (say: (w: AddWatcher, cidrs: string[]) => void) =>
@@ -212,12 +219,22 @@ export class IpSetWriter {
         this.cache = out.NextLockToken
           ? setState(merged.next, merged.keys, out.NextLockToken, state.description)
           : undefined;
-        return this.settle(batch, merged.outcomes, true, conflicts);
+        return this.settle(batch, merged.outcomes, true, conflicts, mayHaveAdded);
       } catch (err) {
         this.cache = undefined;
-        // Refused outright, this write added nothing; any other failure may have followed its landing.
+        // Refused outright, this write added nothing; any other failure may have followed its
+        // landing. So may a refusal of the SDK's own second send (its first timed out or lost its
+        // answer, and may have landed, spending the token): what it carried stays the callers'.
         if (['WAFOptimisticLockException', 'ThrottlingException'].includes((err as Error).name)) {
-          told((w, cidrs) => w.refused(cidrs));
+          if (sdkAttempts(err) <= 1) told((w, cidrs) => w.refused(cidrs));
+          else
+            batch.forEach((p, i) => {
+              const o = merged.outcomes[i];
+              if (!o || 'refused' in o || o.changed.length === 0) return;
+              const seen = mayHaveAdded.get(p) ?? new Set<string>();
+              for (const c of o.changed) seen.add(c);
+              mayHaveAdded.set(p, seen);
+            });
         }
         if ((err as Error).name === 'WAFOptimisticLockException' && conflicts < this.o.lockRetries) {
           conflicts++;
@@ -303,9 +320,24 @@ export class IpSetWriter {
   }
 
   /** Settles every caller with what its own change did (outcomes are in batch order). */
-  private settle(batch: Pending[], outcomes: Outcome[], written: boolean, lockConflicts: number): void {
+  private settle(
+    batch: Pending[],
+    outcomes: Outcome[],
+    written: boolean,
+    lockConflicts: number,
+    mayHaveAdded: Map<Pending, Set<string>>,
+  ): void {
     batch.forEach((p, i) => {
-      const o = outcomes[i];
+      const maybe = mayHaveAdded.get(p);
+      const found = outcomes[i];
+      // Found in the set, but perhaps because of a write of this batch that was answered with a refusal.
+      const o =
+        maybe && found && !('refused' in found)
+          ? {
+              changed: [...found.changed, ...found.unchanged.filter((c) => maybe.has(c))],
+              unchanged: found.unchanged.filter((c) => !maybe.has(c)),
+            }
+          : found;
       if (!o || 'refused' in o) {
         const n = o?.refused ?? p.op.cidrs.length;
         p.reject(

@@ -134,6 +134,39 @@ describe('IpSetWriter: group commit', () => {
     expect((await contents(client, name)).sort()).toEqual([ip(0), ip(1), theirs].sort());
   });
 
+  it('counts an add as its own when its answer was lost and the SDK, sending it again, met its own token spent', async () => {
+    const { client, config, name } = await setup();
+    const flaky = createWafClient(config.waf);
+    let lose = 1;
+    flaky.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args); // the write lands…
+        if (context.commandName === 'UpdateIPSetCommand' && lose-- > 0) {
+          throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }); // …its answer does not
+        }
+        return out;
+      },
+      { step: 'deserialize', name: 'loseOneAnswer' },
+    );
+    const gateway = new Wafv2Gateway({
+      client: flaky,
+      scope: 'REGIONAL',
+      setPrefix: config.waf.setPrefix,
+      lockRetries: 8,
+    });
+    const told: string[] = [];
+    const adds = {
+      sending: (cidrs: string[]) => told.push(...cidrs.map((c) => `+${c}`)),
+      refused: (cidrs: string[]) => told.push(...cidrs.map((c) => `-${c}`)),
+    };
+    const result = await gateway.apply('block', [ip(0)], { adds });
+    // The SDK's second send met a stale token: the first may have landed (it had), so nothing is
+    // taken back, and the address found on the re-read is this call's, not someone else's.
+    expect(result).toMatchObject({ changed: [ip(0)], unchanged: [] });
+    expect(told).toEqual([`+${ip(0)}`]);
+    expect(await contents(client, name)).toEqual([ip(0)]);
+  });
+
   it('does not trust its memory for a no-op: an address someone removed by hand is added again', async () => {
     const { client, config, name, gateway: other } = await setup();
     const { gateway } = timedGateway(config);
