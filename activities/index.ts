@@ -254,10 +254,14 @@ export function createActivities(deps: ActivityDeps) {
       }
     }
     const { info } = Context.current();
-    const first = info.attempt === 1 && !input.mayHaveWritten;
     const runId = info.workflowExecution?.runId;
     // Only a local add is judged from memory (see `othersFound`): only its tries are all kept here.
-    const tried = info.isLocal && runId !== undefined ? journal.begin(runId, input.action, first) : undefined;
+    const begun =
+      info.isLocal && runId !== undefined
+        ? journal.begin(runId, input.action, info.attempt === 1 && !input.mayHaveWritten)
+        : undefined;
+    const first = info.attempt === 1 && !input.mayHaveWritten && !begun?.earlier;
+    const tried = begun?.entry;
     const result = await wafCall(() =>
       gateway(input).apply(input.action, input.cidrs, {
         signal: attemptSignal(),
@@ -273,11 +277,12 @@ export function createActivities(deps: ActivityDeps) {
 
   /**
    * Of the addresses an add found already in the set, those someone else put there. On the
-   * first try, all of them. On a retry of the local add in the incident's first task (its
-   * earlier tries all ran here, in the same task: an answer lost, a write timed out), those no
-   * earlier try was sent to add, as this process remembers. Otherwise an earlier try, perhaps on
-   * another worker, may have written any of them: none, and the incident claims them all
-   * (taking someone's address out with its own at the end is better than leaving its own behind).
+   * first try, all of them. On a retry of a local add (its earlier tries all ran in this process,
+   * with no replay between: an answer lost, a write timed out), or on a local add after one of
+   * the same run that failed here, those no earlier try was sent to add, as this process
+   * remembers. Otherwise an earlier try, perhaps on another worker, may have written any of
+   * them: none, and the incident claims them all (taking someone's address out with its own at
+   * the end is better than leaving its own behind).
    */
   function othersFound(
     input: SetChangeInput,

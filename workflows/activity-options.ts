@@ -55,14 +55,17 @@ export const readLocalOptions: LocalActivityOptions = {
 /**
  * An add made in the incident's first workflow task, as a local activity: the same deadlines
  * and retries as the activity, so a queue of writes behind AWS's write rate is waited out the
- * same way (the worker keeps the task alive meanwhile). Every retry interval stays under the
- * SDK's local retry threshold (1 minute), so all tries run in that task on that worker: a retry
- * tells someone else's addresses from its earlier tries' writes by the worker's memory of them.
+ * same way (the worker keeps the task alive meanwhile). Every retry interval (at most 10 s)
+ * stays under the local retry threshold, so all tries run in that task on that worker: a retry
+ * tells someone else's addresses from its earlier tries' writes by the worker's memory of them
+ * (activities/index.ts `othersFound`). Past the threshold a retry would wait on a timer, and
+ * could run on another worker.
  */
 export const addLocalOptions: LocalActivityOptions = {
   startToCloseTimeout: applyOptions.startToCloseTimeout,
   scheduleToCloseTimeout: applyOptions.scheduleToCloseTimeout,
   retry: applyOptions.retry,
+  localRetryThreshold: '1 minute',
 };
 
 /**

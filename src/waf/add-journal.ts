@@ -3,9 +3,9 @@
  * again after an answer that never came cannot tell from the set alone whether an address there
  * is its own earlier write or someone else's; this memory can, for tries all made here.
  *
- * Only tries that failed are kept (a retry comes within seconds, in the same workflow task), and
- * at most `max` of them: past that the least recently tried go. A later try of a run whose
- * entry went finds none, and is not judged from memory.
+ * Only tries that failed are kept (what follows them is a retry in the same process, or a later
+ * add of the same run), and at most `max` of them: past that the least recently tried go. A
+ * later try of a run whose entry went finds none, and is not judged from memory.
  */
 import type { AddWatcher } from './gateway';
 
@@ -44,20 +44,22 @@ export class AddJournal {
   constructor(private readonly max = 20_000) {}
 
   /**
-   * A try of the run's add begins. `first`: no earlier try can exist (the first attempt of the
-   * first task's add). A later try with no entry follows tries this process did not record.
+   * A try of the run's add begins. `first`: the workflow knows of no earlier try (the first
+   * attempt of an add that nothing may have preceded). `earlier`: this process knows of one all
+   * the same (the prepare step's add before the apply step's; a retry that began before a stalled
+   * first attempt did). A retry with no entry follows tries this process did not record.
    */
-  begin(runId: string, action: string, first: boolean): AddTry {
+  begin(runId: string, action: string, first: boolean): { entry: AddTry; earlier: boolean } {
     const key = `${runId} ${action}`;
     const known = this.runs.get(key);
     this.runs.delete(key); // re-inserted last: the least recently tried go first
-    const entry = known && !first ? known : new AddTry(first);
+    const entry = known ?? new AddTry(first);
     this.runs.set(key, entry);
     for (const oldest of this.runs.keys()) {
       if (this.runs.size <= this.max) break;
       this.runs.delete(oldest);
     }
-    return entry;
+    return { entry, earlier: known !== undefined };
   }
 
   /** The try got its answer: the add is done, and nothing tries it again in this workflow task. */
