@@ -189,6 +189,20 @@ async function wafCall<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+function isPolicyRefusal(err: unknown): boolean {
+  return err instanceof ApplicationFailure && err.type === ErrorTypes.PolicyRejected;
+}
+
+/** Whether the string is an address or range the WAF could hold (targets are not yet validated). */
+function isTarget(cidr: string): boolean {
+  try {
+    parseTarget(cidr);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function policyRejected(message: string, problems: string[]): ApplicationFailure {
   return ApplicationFailure.create({
     type: ErrorTypes.PolicyRejected,
@@ -276,6 +290,29 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   /**
+   * The prepare step ends without its add, and the incident takes nothing as written. An earlier
+   * try of the step may have made that add all the same (its answer lost): take it back. What
+   * to take back is what this process's memory says those tries were sent to add; without that
+   * memory (a replay, or entries dropped), every address they were asked to add — one someone
+   * else had put there goes too, which is better than leaving a block nobody holds.
+   */
+  async function takeBackEarlierAdd(input: PrepareInput, dryRunNow: boolean): Promise<void> {
+    const { info } = Context.current();
+    if (info.attempt === 1 && !input.thenAdd?.mayHaveWritten) return; // no earlier try
+    const action = input.action as SetAction;
+    const runId = info.workflowExecution?.runId;
+    const recorded = runId === undefined ? undefined : journal.recorded(runId, action);
+    // Recorded writes were real ones (a dry-run write sends nothing): undone on the real WAF.
+    const [cidrs, dryRun] =
+      recorded === undefined || input.thenAdd?.mayHaveWritten
+        ? [input.targets.filter(isTarget), dryRunNow]
+        : [recorded?.sentAddresses() ?? [], false];
+    if (cidrs.length === 0) return;
+    await wafCall(() => gateway({ dryRun }).release(action, cidrs, { signal: attemptSignal() }));
+    if (runId !== undefined) journal.done(runId, action);
+  }
+
+  /**
    * Of the addresses an add found already in the set, those someone else put there. On the
    * first try, all of them. On a retry of a local add (its earlier tries all ran in this process,
    * with no replay between: an answer lost, a write timed out), or on a local add after one of
@@ -308,20 +345,32 @@ export function createActivities(deps: ActivityDeps) {
      */
     async prepareRemediation(input: PrepareInput): Promise<PreparedRemediation> {
       const { approval, identity, thenAdd, ...request } = input;
-      const validated = validateRemediation(request);
-      const context = await assessContext({
-        targets: validated.targets,
-        action: input.action as AssessInput['action'],
-        ttlMs: input.ttlMs,
-        approval,
-        ...(identity ? { identity } : {}),
-      });
+      let validated: ValidatedRemediation;
+      let context: ContextDecision;
+      try {
+        validated = validateRemediation(request);
+        context = await assessContext({
+          targets: validated.targets,
+          action: input.action as AssessInput['action'],
+          ttlMs: input.ttlMs,
+          approval,
+          ...(identity ? { identity } : {}),
+        });
+      } catch (err) {
+        // A refusal ends the step, and the incident counts on nothing having been written.
+        if (thenAdd && isPolicyRefusal(err)) await takeBackEarlierAdd(input, deps.policy().dryRun);
+        throw err;
+      }
       const asked =
         context.action === input.action &&
         context.approval === 'none' &&
         validated.targets.length === input.targets.length &&
         validated.targets.every((t, i) => t === input.targets[i]);
-      if (!thenAdd || !asked) return { validated, context };
+      if (!thenAdd || !asked) {
+        // So does an answer that no longer lets the request stand as made.
+        if (thenAdd) await takeBackEarlierAdd(input, validated.dryRun === true);
+        return { validated, context };
+      }
       const action = input.action as SetAction;
       const added = await add({
         action,

@@ -29,6 +29,11 @@ export class AddTry implements AddWatcher {
     }
   }
 
+  /** Every address a write of the run's tries was sent to add, and not refused. */
+  sentAddresses(): string[] {
+    return [...this.sent.keys()];
+  }
+
   /**
    * Of the addresses the set already held (`present`), those no recorded write may have added:
    * someone else's, when every try was recorded here. Undefined when not.
@@ -40,6 +45,8 @@ export class AddTry implements AddWatcher {
 
 export class AddJournal {
   private readonly runs = new Map<string, AddTry>();
+  /** Whether an entry was ever dropped for the bound: then a missing entry proves nothing. */
+  private dropped = false;
 
   constructor(private readonly max = 20_000) {}
 
@@ -58,8 +65,19 @@ export class AddJournal {
     for (const oldest of this.runs.keys()) {
       if (this.runs.size <= this.max) break;
       this.runs.delete(oldest);
+      this.dropped = true;
     }
     return { entry, earlier: known !== undefined };
+  }
+
+  /**
+   * The run's failed tries as recorded here; `null` when there were none (this process never
+   * dropped an entry, so none is missing); undefined when it cannot tell.
+   */
+  recorded(runId: string, action: string): AddTry | null | undefined {
+    const entry = this.runs.get(`${runId} ${action}`);
+    if (entry) return entry.whole ? entry : undefined;
+    return this.dropped ? undefined : null;
   }
 
   /** The try got its answer: the add is done, and nothing tries it again in this workflow task. */

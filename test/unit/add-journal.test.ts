@@ -75,3 +75,13 @@ it("keeps the first add's retries in its workflow task: every interval under the
   expect(longest).toBeGreaterThan(0);
   expect(longest).toBeLessThan(msToNumber(localRetryThreshold ?? 0));
 });
+
+it('says what failed tries of a run sent, that none did, or that it cannot tell', () => {
+  const journal = new AddJournal(1);
+  journal.begin('run-7', 'block', true).entry.sending([a, b]);
+  expect(journal.recorded('run-7', 'block')?.sentAddresses()).toEqual([a, b]);
+  expect(journal.recorded('run-8', 'block')).toBeNull(); // never tried here, and nothing forgotten
+  journal.begin('run-9', 'block', false); // a retry not seen from its start; the bound drops run-7
+  expect(journal.recorded('run-9', 'block')).toBeUndefined();
+  expect(journal.recorded('run-7', 'block')).toBeUndefined(); // dropped: a missing entry proves nothing
+});

@@ -5,6 +5,7 @@
  * front of the real gateway (the WAF emulator stays the source of truth).
  */
 import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
+import { Context } from '@temporalio/activity';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { Activities } from '../../activities';
 import { incidentStatus, releaseRemediation, startRemediation } from '../../src/client/remediation';
@@ -26,6 +27,8 @@ const faults = {
   releaseDelayMs: 0,
   releaseFailures: 0,
   validateDelayMs: 0,
+  /** A retry of the prepare step finds that a person must now decide (the policy's answer changed). */
+  approvalOnRetry: false,
   onValidate: (): void => undefined,
   /** Called as a write reaches the gateway (before any delay). */
   onApply: (): void => undefined,
@@ -74,7 +77,8 @@ function slowValidation(a: Activities): Activities {
     async prepareRemediation(input) {
       faults.onValidate();
       if (faults.validateDelayMs) await sleep(faults.validateDelayMs);
-      return a.prepareRemediation(input);
+      const retry = Context.current().info.attempt > 1;
+      return a.prepareRemediation(faults.approvalOnRetry && retry ? { ...input, approval: 'slack' } : input);
     },
   };
 }
@@ -93,6 +97,7 @@ afterEach(() =>
     releaseDelayMs: 0,
     releaseFailures: 0,
     validateDelayMs: 0,
+    approvalOnRetry: false,
     onValidate: () => undefined,
     onApply: () => undefined,
   }),
@@ -251,6 +256,23 @@ it("leaves someone else's address as found when the first write's answer was los
   expect(after).toContain(`${ip}/32`);
   expect(after).not.toContain(`${fresh}/32`);
   await stack.gateway.release('block', [`${ip}/32`]);
+});
+
+it('takes back a first write whose answer was lost when the retried step no longer lets it stand', async () => {
+  const ip = pool.v4();
+  faults.applyAnswersLost = 1;
+  faults.approvalOnRetry = true;
+  const [s] = await startRemediation(deps(), buildDetection({ targets: [ip], ttlMs: 60_000 }));
+  await waitFor(
+    'awaiting approval',
+    async () => (await incidentStatus(stack.client, ip)).state === 'awaiting-approval',
+  );
+  // Nobody has approved a block: the write that landed unanswered was taken back.
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
+  expect((await incidentStatus(stack.client, ip)).held ?? {}).toEqual({});
+  await releaseRemediation(stack.client, ip, { by: 'jest' });
+  await handleOf(s!.workflowId).result();
+  expect(await stack.setContents('block')).not.toContain(`${ip}/32`);
 });
 
 it('tells a started incident from the signal-with-start answer; only a repeat asks the server', async () => {
