@@ -14,7 +14,7 @@ import { measureApprovalLatency } from './approval-latency';
 import { measureBlockLatency, summarise } from './block-latency';
 import { benchDetectors } from './detectors';
 import { burst, cost, startPingWorker, throughput, windowOfExposure, type SettleWindow } from './scale';
-import { percentile, startBenchStack } from './stack';
+import { percentile, startBenchStack, type BenchStack } from './stack';
 
 interface Args {
   quick: boolean;
@@ -45,8 +45,8 @@ const SIZES = {
 
 /** How long the worker's memory must hold still before it is read (see `cost`). */
 const CALM: Record<'full' | 'quick', SettleWindow> = {
-  full: { everyMs: 2_000, samples: 6 },
-  quick: { everyMs: 1_000, samples: 4 },
+  full: { everyMs: 2_000, samples: 6, maxMs: 120_000 },
+  quick: { everyMs: 1_000, samples: 4, maxMs: 8_000 },
 };
 
 function machine() {
@@ -82,6 +82,7 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
   // 1,000 writes/s (no real limit) and tells when each address was written.
   const local = await startBenchStack({ workerProcess: true, throttleWritesPerSecond: 1000 });
   const ping = await startPingWorker(local);
+  let burstStack: Promise<BenchStack> | undefined;
   try {
     const woe = await windowOfExposure(local, ping, size.woe);
     results.woe = woe;
@@ -135,12 +136,17 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
         undefined,
       ),
     );
-    // A worker of its own (warmed up in `cost`): the sections before leave the shared one's heap
-    // grown by their load, and V8 giving that back would be counted against the sleeping incidents.
-    const quiet = await startBenchStack({ workerProcess: true, throttleWritesPerSecond: 1000 });
-    const c = await cost(quiet, size.sleeping, args.quick ? CALM.quick : CALM.full).finally(() =>
-      quiet.stop(),
-    );
+    // The burst's stack starts now (an idle stack costs the cost section's worker nothing).
+    burstStack = startBenchStack({ throttleWritesPerSecond: 1, workerProcess: true });
+    burstStack.catch(() => undefined); // awaited below
+    // The full run: a worker of its own (warmed up in `cost`), as the sections before leave the
+    // shared one's heap grown by their load, and V8 giving that back would be counted against the
+    // sleeping incidents. The quick one reads the shared worker, in service already (its cache full).
+    const c = args.quick
+      ? await cost(local, size.sleeping, CALM.quick, 0)
+      : await startBenchStack({ workerProcess: true, throttleWritesPerSecond: 1000 }).then((quiet) =>
+          cost(quiet, size.sleeping, CALM.full).finally(() => quiet.stop()),
+        );
     results.cost = c;
     results.history_events_per_incident = c.history_events_per_incident;
     results.sleeping_rss_mb = c.sleeping_rss_mb;
@@ -168,6 +174,12 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
         undefined,
       ),
     );
+  } catch (err) {
+    await burstStack?.then(
+      (s) => s.stop(),
+      () => undefined,
+    ); // not left running
+    throw err;
   } finally {
     await ping.stop();
     await local.stop();
@@ -175,7 +187,7 @@ async function scale(args: Args): Promise<Record<string, unknown>> {
 
   // The throttle stands in for AWS, which counts arrivals on its own clock: the worker runs in a
   // process of its own, so its busy moments do not delay the proxy's view of when writes arrive.
-  const throttled = await startBenchStack({ throttleWritesPerSecond: 1, workerProcess: true });
+  const throttled = await burstStack;
   try {
     const b = await burst(throttled, size.campaign, size.separate, size.naiveSeconds);
     results.burst = b;

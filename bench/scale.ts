@@ -374,22 +374,27 @@ function rssMb(pid: number): number {
   return kb / 1024;
 }
 
-/** How still the worker's memory must hold before it is read: `samples` readings `everyMs` apart. */
+/**
+ * How still the worker's memory must hold before it is read: `samples` readings `everyMs` apart,
+ * waited for at most `maxMs` (the first reading after the last incident fell asleep comes
+ * 1.5 × `everyMs` after it).
+ */
 export interface SettleWindow {
   everyMs: number;
   samples: number;
+  maxMs: number;
 }
 
 /**
  * The worker's memory once the incidents are asleep: V8 gives back what the ramp-up left only
  * after a while, so this samples every `everyMs` until the last `samples` of them moved it less
- * than 2 MB (at most 120 s) — what the process holds while its incidents sleep, not the garbage
+ * than 2 MB (at most `maxMs`) — what the process holds while its incidents sleep, not the garbage
  * of starting them.
  */
 async function settledRss(pid: number, calm: SettleWindow): Promise<{ mb: number; seconds: number }> {
   const t0 = performance.now();
   const samples = [rssMb(pid)];
-  while (performance.now() - t0 < 120_000) {
+  while (performance.now() - t0 < calm.maxMs) {
     await new Promise((r) => setTimeout(r, calm.everyMs));
     samples.push(rssMb(pid));
     const recent = samples.slice(-calm.samples);
@@ -401,8 +406,16 @@ async function settledRss(pid: number, calm: SettleWindow): Promise<{ mb: number
 /** Incidents a fresh worker runs before its memory is read: more than its cache (250) holds. */
 const WARM_UP = 400;
 
-/** History events of one simple incident, and the worker's memory with many incidents asleep on their TTL. */
-export async function cost(stack: BenchStack, sleeping: number, calm: SettleWindow): Promise<CostResult> {
+/**
+ * History events of one simple incident, and the worker's memory with many incidents asleep on
+ * their TTL. `warmUp`: incidents run first (none for a worker already in service).
+ */
+export async function cost(
+  stack: BenchStack,
+  sleeping: number,
+  calm: SettleWindow,
+  warmUp = WARM_UP,
+): Promise<CostResult> {
   if (!stack.workerPid) throw new Error('the cost section needs the worker in its own process');
   const [simple] = await startRemediation(stack, detection([benchIp(0, 71)], 1_000));
   const handle = stack.client.workflow.getHandle(simple?.workflowId ?? '');
@@ -410,13 +423,13 @@ export async function cost(stack: BenchStack, sleeping: number, calm: SettleWind
   // run through it), its code compiled. A fresh worker grows by about 100 MB with its first 200.
   // (The simple incident runs its 1 s TTL meanwhile; it is released before the count below.)
   await pool(
-    Array.from({ length: WARM_UP }, (_, i) => benchIp(i, 72)),
+    Array.from({ length: warmUp }, (_, i) => benchIp(i, 72)),
     50,
     (ip) => startRemediation(stack, detection([ip])),
   );
   await handle.result();
   const events = (await handle.fetchHistory()).events?.length ?? NaN;
-  await until('the warm-up asleep', async () => (await blocked(stack)) >= WARM_UP, 300_000, 500);
+  await until('the warm-up asleep', async () => (await blocked(stack)) >= warmUp, 300_000, 500);
   const { mb: before } = await settledRss(stack.workerPid, calm);
   const already = await blocked(stack);
   await pool(
@@ -431,7 +444,7 @@ export async function cost(stack: BenchStack, sleeping: number, calm: SettleWind
     1_200_000,
     1_000,
   ).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, 3_000));
+  await new Promise((r) => setTimeout(r, 1.5 * calm.everyMs));
   const ramp = rssMb(stack.workerPid);
   const settled = await settledRss(stack.workerPid, calm);
   const asleep = (await blocked(stack)) - already;
