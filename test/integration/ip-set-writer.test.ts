@@ -73,7 +73,17 @@ function timedGateway(config: ReturnType<typeof loadConfig>, limiter?: WriteLimi
     lockRetries: 8,
     ...(limiter ? { limiter } : {}),
   });
-  return { gateway, writes };
+  return { gateway, writes, client };
+}
+
+/** An AddWatcher that writes down what it is told: `+cidr` sent, `-cidr` refused. */
+function watcher() {
+  const told: string[] = [];
+  const adds = {
+    sending: (cidrs: string[]) => told.push(...cidrs.map((c) => `+${c}`)),
+    refused: (cidrs: string[]) => told.push(...cidrs.map((c) => `-${c}`)),
+  };
+  return { told, adds };
 }
 
 const ip = (i: number) => `203.0.${100 + Math.floor(i / 250)}.${(i % 250) + 1}/32`;
@@ -122,11 +132,7 @@ describe('IpSetWriter: group commit', () => {
     await gateway.apply('block', [ip(0)]); // the writer keeps the set as written, and its token
     const theirs = '198.51.100.201/32';
     await foreignAdd(client, name, theirs); // that token is now stale, and the set holds theirs
-    const told: string[] = [];
-    const adds = {
-      sending: (cidrs: string[]) => told.push(...cidrs.map((c) => `+${c}`)),
-      refused: (cidrs: string[]) => told.push(...cidrs.map((c) => `-${c}`)),
-    };
+    const { told, adds } = watcher();
     const result = await gateway.apply('block', [ip(1), theirs], { adds });
     // From memory both looked new; refused, re-read, only one was: what may be there because of the call.
     expect(told).toEqual([`+${ip(1)}`, `+${theirs}`, `-${ip(1)}`, `-${theirs}`, `+${ip(1)}`]);
@@ -136,7 +142,7 @@ describe('IpSetWriter: group commit', () => {
 
   it('counts an add as its own when its answer was lost and the SDK, sending it again, met its own token spent', async () => {
     const { client, config, name } = await setup();
-    const flaky = createWafClient(config.waf);
+    const { gateway, client: flaky } = timedGateway(config);
     let lose = 1;
     flaky.middlewareStack.add(
       (next, context) => async (args) => {
@@ -148,17 +154,7 @@ describe('IpSetWriter: group commit', () => {
       },
       { step: 'deserialize', name: 'loseOneAnswer' },
     );
-    const gateway = new Wafv2Gateway({
-      client: flaky,
-      scope: 'REGIONAL',
-      setPrefix: config.waf.setPrefix,
-      lockRetries: 8,
-    });
-    const told: string[] = [];
-    const adds = {
-      sending: (cidrs: string[]) => told.push(...cidrs.map((c) => `+${c}`)),
-      refused: (cidrs: string[]) => told.push(...cidrs.map((c) => `-${c}`)),
-    };
+    const { told, adds } = watcher();
     const result = await gateway.apply('block', [ip(0)], { adds });
     // The SDK's second send met a stale token: the first may have landed (it had), so nothing is
     // taken back, and the address found on the re-read is this call's, not someone else's.
