@@ -269,12 +269,11 @@ export function createActivities(deps: ActivityDeps) {
     }
     const { info } = Context.current();
     const runId = info.workflowExecution?.runId;
+    const firstAttempt = info.attempt === 1 && !input.mayHaveWritten;
     // Only a local add is judged from memory (see `othersFound`): only its tries are all kept here.
     const begun =
-      info.isLocal && runId !== undefined
-        ? journal.begin(runId, input.action, info.attempt === 1 && !input.mayHaveWritten)
-        : undefined;
-    const first = info.attempt === 1 && !input.mayHaveWritten && !begun?.earlier;
+      info.isLocal && runId !== undefined ? journal.begin(runId, input.action, firstAttempt) : undefined;
+    const first = firstAttempt && !begun?.earlier;
     const tried = begun?.entry;
     const result = await wafCall(() =>
       gateway(input).apply(input.action, input.cidrs, {
@@ -328,7 +327,7 @@ export function createActivities(deps: ActivityDeps) {
     present: string[],
   ): string[] {
     if (first) return present;
-    if (!Context.current().info.isLocal || input.mayHaveWritten || !tried) return [];
+    if (input.mayHaveWritten || !tried) return []; // `tried`: a local add's memory
     return tried.notAdded(present) ?? [];
   }
 

@@ -161,8 +161,8 @@ export class IpSetWriter {
     let throttled = 0;
     let fresh = false;
     let fromRead = false;
-    /** Per caller, what a refused write may have added all the same (see below): the caller's. */
-    const mayHaveAdded = new Map<Pending, Set<string>>();
+    /** Per caller, what a refused write may have changed all the same (see below): the caller's. */
+    const mayHaveChanged = new Map<Pending, Set<string>>();
     for (;;) {
       batch = this.dropAborted(batch);
       if (batch.length === 0) return;
@@ -193,15 +193,15 @@ export class IpSetWriter {
           this.cache = undefined;
           continue;
         }
-        return this.settle(batch, merged.outcomes, false, conflicts, mayHaveAdded);
+        return this.settle(batch, merged.outcomes, false, conflicts, mayHaveChanged);
       }
+      // What this write changes for each caller (callers whose change it carries).
+      const carried = batch.flatMap((p, i) => {
+        const o = merged.outcomes[i];
+        return o && !('refused' in o) && o.changed.length > 0 ? [{ p, cidrs: o.changed }] : [];
+      });
       // Before the write leaves: should its answer be lost, each caller knows what it may have added.
-      const told = (say: (w: AddWatcher, cidrs: string[]) => void) =>
-        batch.forEach((p, i) => {
-          const o = merged.outcomes[i];
-          if (p.op.watch && o && !('refused' in o) && o.changed.length > 0) say(p.op.watch, o.changed);
-        });
-      told((w, cidrs) => w.sending(cidrs));
+      for (const { p, cidrs } of carried) p.op.watch?.sending(cidrs);
       try {
         this.o.limiter.sending();
         const out = await this.o.client.send(
@@ -219,22 +219,17 @@ export class IpSetWriter {
         this.cache = out.NextLockToken
           ? setState(merged.next, merged.keys, out.NextLockToken, state.description)
           : undefined;
-        return this.settle(batch, merged.outcomes, true, conflicts, mayHaveAdded);
+        return this.settle(batch, merged.outcomes, true, conflicts, mayHaveChanged);
       } catch (err) {
         this.cache = undefined;
-        // Refused outright, this write added nothing; any other failure may have followed its
+        // Refused outright, this write changed nothing; any other failure may have followed its
         // landing. So may a refusal of the SDK's own second send (its first timed out or lost its
         // answer, and may have landed, spending the token): what it carried stays the callers'.
         if (['WAFOptimisticLockException', 'ThrottlingException'].includes((err as Error).name)) {
-          if (sdkAttempts(err) <= 1) told((w, cidrs) => w.refused(cidrs));
-          else
-            batch.forEach((p, i) => {
-              const o = merged.outcomes[i];
-              if (!o || 'refused' in o || o.changed.length === 0) return;
-              const seen = mayHaveAdded.get(p) ?? new Set<string>();
-              for (const c of o.changed) seen.add(c);
-              mayHaveAdded.set(p, seen);
-            });
+          for (const { p, cidrs } of carried) {
+            if (sdkAttempts(err) <= 1) p.op.watch?.refused(cidrs);
+            else mayHaveChanged.set(p, new Set([...(mayHaveChanged.get(p) ?? []), ...cidrs]));
+          }
         }
         if ((err as Error).name === 'WAFOptimisticLockException' && conflicts < this.o.lockRetries) {
           conflicts++;
@@ -325,10 +320,10 @@ export class IpSetWriter {
     outcomes: Outcome[],
     written: boolean,
     lockConflicts: number,
-    mayHaveAdded: Map<Pending, Set<string>>,
+    mayHaveChanged: Map<Pending, Set<string>>,
   ): void {
     batch.forEach((p, i) => {
-      const maybe = mayHaveAdded.get(p);
+      const maybe = mayHaveChanged.get(p);
       const found = outcomes[i];
       // Found in the set, but perhaps because of a write of this batch that was answered with a refusal.
       const o =
